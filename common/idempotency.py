@@ -1,0 +1,182 @@
+"""Idempotency-Key handling (after the IETF draft and Stripe), built once for every endpoint.
+
+- missing key -> 400; same key + same request -> stored status and body replayed with
+  `Idempotent-Replayed: true`; same key + different request -> 422; same key while the
+  first request still runs -> 409. Keys are scoped per owner (user, or anonymous session)
+  and endpoint, and expire after IDEMPOTENCY_KEY_TTL (24 h).
+- Outcomes stored: successes and the endpoint's own domain refusals (404/409), i.e. the
+  request ran and decided. Validation, auth and unexpected errors are not stored, so a
+  corrected retry with the same key can still run.
+"""
+
+import functools
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from common.errors import ApplicationError, ErrorCode
+from common.models import IdempotencyKey
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+_STORED_ERROR_STATUSES = {404, 409}
+
+
+class IdempotencyKeyMissing(ApplicationError):
+    status_code = 400
+    code = ErrorCode.IDEMPOTENCY_KEY_MISSING
+
+
+class IdempotencyKeyInvalid(ApplicationError):
+    status_code = 400
+    code = ErrorCode.IDEMPOTENCY_KEY_INVALID
+
+
+class IdempotencyMismatch(ApplicationError):
+    status_code = 422
+    code = ErrorCode.IDEMPOTENCY_MISMATCH
+
+
+class IdempotencyInProgress(ApplicationError):
+    status_code = 409
+    code = ErrorCode.IDEMPOTENCY_IN_PROGRESS
+
+
+@dataclass(frozen=True)
+class IdempotentReplay:
+    status: int
+    body: Any
+
+
+def idempotency_owner(*, request: HttpRequest) -> str:
+    """Keys belong to a user, or to an anonymous browser session."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return f"user:{user.pk}"
+    session = request.session
+    if session.session_key is None:
+        session.save()
+    return f"session:{session.session_key}"
+
+
+def idempotency_fingerprint(*, method: str, path: str, payload: Any) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{method}\n{path}\n{canonical}".encode()).hexdigest()
+
+
+def idempotency_key_validate(*, key: str | None) -> str:
+    if not key:
+        raise IdempotencyKeyMissing(f"The {HEADER} header is required for this request.")
+    if len(key) > 255 or not key.isprintable():
+        raise IdempotencyKeyInvalid(f"The {HEADER} header must be 1 to 255 printable characters.")
+    return key
+
+
+def idempotency_begin(*, owner: str, scope: str, key: str, fingerprint: str) -> IdempotencyKey | IdempotentReplay:
+    """Claim `key` for this request, or tell how an earlier request with it ended.
+
+    Must run outside a transaction: the claim commits at once so that a concurrent request
+    with the same key sees it. Raises IdempotencyMismatch (422) or IdempotencyInProgress (409).
+    """
+    now = timezone.now()
+    for _ in range(5):
+        try:
+            with transaction.atomic():
+                return IdempotencyKey.objects.create(
+                    owner=owner,
+                    scope=scope,
+                    key=key,
+                    fingerprint=fingerprint,
+                    created_at=now,
+                    expires_at=now + settings.IDEMPOTENCY_KEY_TTL,
+                )
+        except IntegrityError:
+            pass
+        existing = IdempotencyKey.objects.filter(owner=owner, scope=scope, key=key).first()
+        if existing is None:
+            continue  # the other request abandoned its claim meanwhile
+        if existing.expires_at <= now:
+            IdempotencyKey.objects.filter(pk=existing.pk, expires_at__lte=now).delete()
+            continue
+        if existing.fingerprint != fingerprint:
+            raise IdempotencyMismatch(
+                "This Idempotency-Key was already used with a different request.",
+                details={"idempotency_key": key},
+            )
+        if existing.status == IdempotencyKey.Status.IN_PROGRESS:
+            raise IdempotencyInProgress(
+                "A request with this Idempotency-Key is still being processed; retry later.",
+                details={"idempotency_key": key},
+            )
+        assert existing.response_status is not None
+        return IdempotentReplay(status=existing.response_status, body=existing.response_body)
+    raise IdempotencyInProgress("A request with this Idempotency-Key is being processed; retry later.")
+
+
+def idempotency_complete(*, record: IdempotencyKey, status: int, body: Any) -> None:
+    IdempotencyKey.objects.filter(pk=record.pk).update(
+        status=IdempotencyKey.Status.COMPLETED, response_status=status, response_body=body
+    )
+
+
+def idempotency_abandon(*, record: IdempotencyKey) -> None:
+    IdempotencyKey.objects.filter(pk=record.pk, status=IdempotencyKey.Status.IN_PROGRESS).delete()
+
+
+def idempotency_keys_purge(*, batch_size: int = 5000) -> int:
+    """Delete expired keys; returns how many went."""
+    expired = IdempotencyKey.objects.filter(expires_at__lte=timezone.now()).values_list("pk", flat=True)
+    deleted = 0
+    while ids := list(expired[:batch_size]):
+        deleted += IdempotencyKey.objects.filter(pk__in=ids).delete()[0]
+    return deleted
+
+
+def idempotent(*, scope: str) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """Decorate a DRF view method so it runs at most once per Idempotency-Key."""
+    from common.api import exception_handler  # late: common.api imports DRF settings
+
+    def decorator(method: Callable[..., Response]) -> Callable[..., Response]:
+        @functools.wraps(method)
+        def wrapper(view: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
+            key = idempotency_key_validate(key=request.headers.get(HEADER))
+            fingerprint = idempotency_fingerprint(method=request.method or "", path=request.path, payload=request.data)
+            begun = idempotency_begin(
+                owner=idempotency_owner(request=request), scope=scope, key=key, fingerprint=fingerprint
+            )
+            if isinstance(begun, IdempotentReplay):
+                replay = Response(begun.body, status=begun.status)
+                replay[REPLAYED_HEADER] = "true"
+                return replay
+            try:
+                response = method(view, request, *args, **kwargs)
+            except ApplicationError as exc:
+                if exc.status_code not in _STORED_ERROR_STATUSES:
+                    idempotency_abandon(record=begun)
+                    raise
+                handled = exception_handler(exc, {"view": view, "request": request})
+                assert handled is not None
+                response = handled
+            except BaseException:
+                idempotency_abandon(record=begun)
+                raise
+            if 200 <= response.status_code < 300 or response.status_code in _STORED_ERROR_STATUSES:
+                body = json.loads(JSONRenderer().render(response.data) or b"null")
+                idempotency_complete(record=begun, status=response.status_code, body=body)
+            else:
+                idempotency_abandon(record=begun)
+            return response
+
+        return wrapper
+
+    return decorator

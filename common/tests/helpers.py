@@ -1,0 +1,101 @@
+"""Shared test helpers: placing orders quickly, and a real Celery worker process."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+from common.tests.factories import ProductFactory, UserFactory
+from orders.models import Order
+from orders.services import cart_add_item, cart_get_or_create, checkout_place_order
+
+ROOT = Path(__file__).resolve().parents[2]
+ADDRESS = {"name": "Ada Shopper", "line1": "1 Test Street", "city": "Paris", "postal_code": "75001", "country": "FR"}
+
+
+def place_order(*, user: Any = None, product: Any = None, quantity: int = 1) -> Order:
+    """A pending_payment order through the real cart and checkout services."""
+    user = user or UserFactory()
+    product = product or ProductFactory(on_hand=quantity + 10)
+    cart = cart_get_or_create(user=user)
+    cart_add_item(cart=cart, sku=product.sku, quantity=quantity)
+    return checkout_place_order(cart=cart, user=user, shipping_address=ADDRESS)
+
+
+def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float = 0.2, message: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for: {message or predicate}")
+
+
+def worker_env(**overrides: str) -> dict[str, str]:
+    """Environment for a worker process that shares this test run's database and broker."""
+    db = connection.settings_dict
+    env = dict(os.environ)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DATABASE_URL": "postgres://{}@{}:{}/{}".format(
+                db["USER"] or "root", db["HOST"] or "127.0.0.1", db["PORT"] or 5432, db["NAME"]
+            ),
+            "REDIS_URL": settings.REDIS_URL,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+class WorkerProcess:
+    """A real `celery worker` subprocess (its own process group, so SIGKILL takes all)."""
+
+    def __init__(self, env: dict[str, str], concurrency: int = 4, log_path: Path | None = None) -> None:
+        self.env = env
+        self.concurrency = concurrency
+        self.log_path = log_path or ROOT / "test-artifacts" / f"worker-{uuid.uuid4().hex[:8]}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "WorkerProcess":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO"]
+        command += [f"--concurrency={self.concurrency}", "--pool=prefork", "--prefetch-multiplier=1", "-Ofair"]
+        command += ["--without-gossip", "--without-mingle", "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h"]
+        self.proc = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (parent and pool children): no cleanup, no acks."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM: Celery's warm shutdown."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -1,0 +1,67 @@
+"""Account pages: sign in (merging the anonymous cart), sign out, sign up."""
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import get_user_model, login
+from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.views import LoginView, LogoutView
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from orders.services import cart_merge
+
+
+def _merge_session_cart(request: HttpRequest, old_session_key: str | None) -> None:
+    if old_session_key and request.user.is_authenticated:
+        cart_merge(session_key=old_session_key, user=request.user)
+
+
+class ShopLoginView(LoginView):
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+
+    def form_valid(self, form):  # type: ignore[no-untyped-def]
+        old_key = self.request.session.session_key  # login() cycles the key; keep the cart's
+        response = super().form_valid(form)
+        _merge_session_cart(self.request, old_key)
+        return response
+
+
+class ShopLogoutView(LogoutView):
+    http_method_names = ["post", "options"]
+
+
+class SignupForm(UserCreationForm):
+    email = forms.EmailField(required=True)
+
+    class Meta(UserCreationForm.Meta):  # type: ignore[name-defined]
+        model = get_user_model()
+        fields = ("username", "email")
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("catalog")
+    next_url = request.POST.get("next") or request.GET.get("next") or "/"
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        next_url = "/"
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        old_key = request.session.session_key
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        _merge_session_cart(request, old_key)
+        messages.success(request, f"Welcome, {user.get_username()}! Your account is ready.")
+        return redirect(next_url)
+    return render(request, "registration/signup.html", {"form": form, "next": next_url})
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        from django.http import JsonResponse
+
+        from common.api import error_body
+
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return render(request, "404.html", status=404)

@@ -1,0 +1,21 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+
+from common import health
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("config.urls_api")),
+    path("health/", health.health, name="health"),
+    path("health/live/", health.live, name="health-live"),
+    path("accounts/", include("common.urls")),
+    path("", include("inventory.urls")),
+    path("", include("orders.urls")),
+]
+
+handler404 = "common.views.page_not_found"
+if settings.DEBUG:
+    from django.conf.urls.static import static
+
+    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

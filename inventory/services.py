@@ -1,0 +1,99 @@
+"""Stock writes. Every function here runs inside the caller's transaction and touches
+Stock rows in product-id order, so concurrent callers never deadlock on each other."""
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import F
+
+from common.errors import Conflict, ValidationFailed
+from inventory.models import Product, Reservation, ReservationStatus, Stock
+
+
+class InsufficientStock(Conflict):
+    code = "insufficient_stock"
+
+
+def _require_transaction() -> None:
+    if not connection.in_atomic_block:
+        raise RuntimeError("stock changes must run inside transaction.atomic()")
+
+
+def stock_reserve(*, quantities: dict[int, int]) -> None:
+    """Hold `quantities` (product id -> units) or hold nothing.
+
+    Each product is checked and changed in one conditional UPDATE (never read-then-write);
+    PostgreSQL re-checks the condition after waiting on a concurrent writer's row lock.
+    Raises InsufficientStock naming every short SKU; the caller's transaction must then
+    roll back, which undoes the holds already taken.
+    """
+    _require_transaction()
+    short: list[int] = []
+    for product_id in sorted(quantities):
+        quantity = quantities[product_id]
+        if quantity <= 0:
+            raise ValidationFailed("Quantities must be positive.", details={"product_id": product_id})
+        updated = Stock.objects.filter(product_id=product_id, on_hand__gte=F("reserved") + quantity).update(
+            reserved=F("reserved") + quantity
+        )
+        if not updated:
+            short.append(product_id)
+    if short:
+        rows = Stock.objects.filter(product_id__in=short).select_related("product").order_by("product__sku")
+        skus = [s.product.sku for s in rows]
+        lines = [
+            {"sku": s.product.sku, "requested": quantities[s.product_id], "available": max(s.available, 0)}
+            for s in rows
+        ]
+        raise InsufficientStock(
+            "Not enough stock for: " + ", ".join(skus) + ".", details={"skus": skus, "lines": lines}
+        )
+
+
+def reservations_create(*, lines: Iterable[tuple[int, int, int]], expires_at: datetime) -> list[Reservation]:
+    """Record the holds taken by stock_reserve: (order_line_id, product_id, quantity) each."""
+    _require_transaction()
+    return Reservation.objects.bulk_create(
+        Reservation(order_line_id=line_id, product_id=product_id, quantity=qty, expires_at=expires_at)
+        for line_id, product_id, qty in lines
+    )
+
+
+def _active_reservations(*, order_id: int) -> list[Reservation]:
+    return list(
+        Reservation.objects.select_for_update()
+        .filter(order_line__order_id=order_id, status=ReservationStatus.ACTIVE)
+        .order_by("product_id")
+    )
+
+
+def reservations_commit(*, order_id: int) -> int:
+    """Turn an order's active holds into sales: on hand and reserved both go down."""
+    _require_transaction()
+    reservations = _active_reservations(order_id=order_id)
+    for r in reservations:
+        Stock.objects.filter(product_id=r.product_id).update(
+            on_hand=F("on_hand") - r.quantity, reserved=F("reserved") - r.quantity
+        )
+    Reservation.objects.filter(pk__in=[r.pk for r in reservations]).update(status=ReservationStatus.COMMITTED)
+    return len(reservations)
+
+
+def reservations_release(*, order_id: int) -> int:
+    """Give an order's active holds back to the shelf."""
+    _require_transaction()
+    reservations = _active_reservations(order_id=order_id)
+    for r in reservations:
+        Stock.objects.filter(product_id=r.product_id).update(reserved=F("reserved") - r.quantity)
+    Reservation.objects.filter(pk__in=[r.pk for r in reservations]).update(status=ReservationStatus.RELEASED)
+    return len(reservations)
+
+
+def product_create(
+    *, sku: str, name: str, price: Decimal, currency: str, on_hand: int = 0, description: str = ""
+) -> Product:
+    product = Product.objects.create(sku=sku, name=name, price=price, currency=currency, description=description)
+    Stock.objects.create(product=product, on_hand=on_hand)
+    return product

@@ -1,0 +1,118 @@
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import QuerySet, Sum
+from django.http import HttpRequest
+
+from orders.models import Cart, CartLine, Order, OrderStatus
+from orders.pricing import totals_compute
+
+
+def cart_for_request(*, request: HttpRequest, create: bool = True) -> Cart | None:
+    """The signed-in user's cart, or the anonymous session's (created on first use)."""
+    from orders.services import cart_get_or_create
+
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return cart_get_or_create(user=user) if create else Cart.objects.filter(user=user).first()
+    if request.session.session_key is None:
+        if not create:
+            return None
+        request.session.save()
+    session_key = request.session.session_key
+    assert session_key is not None
+    return (
+        cart_get_or_create(session_key=session_key) if create else Cart.objects.filter(session_key=session_key).first()
+    )
+
+
+def cart_lines(*, cart: Cart) -> QuerySet[CartLine]:
+    return cart.lines.select_related("product__stock").order_by("id")
+
+
+def cart_item_count_for_request(*, request: HttpRequest) -> int:
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        qs = CartLine.objects.filter(cart__user=user)
+    elif getattr(request, "session", None) is not None and request.session.session_key:
+        qs = CartLine.objects.filter(cart__session_key=request.session.session_key)
+    else:
+        return 0
+    return int(qs.aggregate(n=Sum("quantity"))["n"] or 0)
+
+
+def orders_visible_to(user: User | AnonymousUser) -> QuerySet[Order]:
+    """Staff see every order; a customer sees only their own; anyone else nothing."""
+    if not user.is_authenticated:
+        return Order.objects.none()
+    if user.is_staff:
+        return Order.objects.all()
+    return Order.objects.filter(user=user)
+
+
+def orders_for_list(*, user: User | AnonymousUser) -> QuerySet[Order]:
+    return orders_visible_to(user).select_related("invoice").prefetch_related("lines").order_by("-created_at", "-id")
+
+
+def order_get_for_user(*, user: User | AnonymousUser, order_id: int) -> Order:
+    """The order if `user` may see it; Order.DoesNotExist otherwise (404, never its data)."""
+    return orders_for_list(user=user).get(pk=order_id)
+
+
+def order_payment_status(*, order: Order) -> str:
+    """unpaid | processing | failed | paid | refunded, from the order and its attempts."""
+    if order.status in (OrderStatus.PAID, OrderStatus.FULFILLED):
+        return "paid"
+    if order.status == OrderStatus.REFUNDED:
+        return "refunded"
+    latest = latest_payment_attempt_status(order=order)
+    if order.status == OrderStatus.PENDING_PAYMENT and latest in ("processing", "failed"):
+        return latest
+    return "unpaid"
+
+
+def latest_payment_attempt_status(*, order: Order) -> str | None:
+    """The newest payment attempt's status (uses a prefetched `payment_attempts` if present)."""
+    attempts = getattr(order, "payment_attempts", None)
+    if attempts is None:
+        return None
+    newest = max(attempts.all(), key=lambda a: (a.created_at, a.pk), default=None)
+    return newest.status if newest is not None else None
+
+
+@dataclass(frozen=True)
+class CartView:
+    """A cart with its lines and the totals checkout would charge (before any coupon)."""
+
+    id: int
+    currency: str
+    lines: list[CartLine]
+    item_count: int
+    subtotal: Decimal
+    discount: Decimal
+    shipping: Decimal
+    tax: Decimal
+    total: Decimal
+
+
+def cart_view(*, cart: Cart, coupon: str = "") -> CartView:
+    lines = list(cart_lines(cart=cart))
+    currency = lines[0].product.currency if lines else settings.DEFAULT_CURRENCY
+    totals = totals_compute(
+        lines=[(line.product.price * line.quantity, line.product.tax_rate) for line in lines],
+        currency=currency,
+        coupon=coupon,
+    )
+    return CartView(
+        id=cart.pk,
+        currency=currency,
+        lines=lines,
+        item_count=sum(line.quantity for line in lines),
+        subtotal=totals.subtotal,
+        discount=totals.discount,
+        shipping=totals.shipping,
+        tax=totals.tax,
+        total=totals.total,
+    )

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from orders.api import CartApi, CartItemApi, CartItemsApi, CheckoutApi, OrderDetailApi, OrderListApi
+
+urlpatterns = [
+    path("cart/", CartApi.as_view(), name="api-cart"),
+    path("cart/items/", CartItemsApi.as_view(), name="api-cart-items"),
+    path("cart/items/<int:line_id>/", CartItemApi.as_view(), name="api-cart-item"),
+    path("checkout/", CheckoutApi.as_view(), name="api-checkout"),
+    path("orders/", OrderListApi.as_view(), name="api-orders"),
+    path("orders/<int:order_id>/", OrderDetailApi.as_view(), name="api-order"),
+]

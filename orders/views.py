@@ -1,0 +1,146 @@
+"""Storefront pages: cart, checkout, orders. Thin: forms in, one service call, a redirect."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from common.errors import ApplicationError
+from common.idempotency import (
+    IdempotencyInProgress,
+    IdempotentReplay,
+    idempotency_abandon,
+    idempotency_begin,
+    idempotency_complete,
+    idempotency_fingerprint,
+    idempotency_owner,
+)
+from orders.forms import AddToCartForm, CheckoutForm, QuantityForm
+from orders.models import Order
+from orders.selectors import cart_for_request, cart_view, order_get_for_user, orders_for_list
+from orders.services import cart_add_item, cart_remove_line, cart_update_line, checkout_place_order
+
+
+def _cart(request: HttpRequest):  # type: ignore[no-untyped-def]
+    cart = cart_for_request(request=request)
+    assert cart is not None
+    return cart
+
+
+def _signed_in(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)  # behind login_required
+    return request.user
+
+
+def cart_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "orders/cart.html", {"cart": cart_view(cart=_cart(request))})
+
+
+@require_POST
+def cart_add(request: HttpRequest) -> HttpResponse:
+    form = AddToCartForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Please choose a quantity between 1 and the stock available.")
+        return redirect(request.POST.get("next") or "catalog")
+    try:
+        line = cart_add_item(cart=_cart(request), **form.cleaned_data)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("product", sku=form.cleaned_data["sku"])
+    messages.success(request, f"Added {form.cleaned_data['quantity']} × {line.product.name} to your cart.")
+    return redirect("cart")
+
+
+@require_POST
+def cart_line_update(request: HttpRequest, line_id: int) -> HttpResponse:
+    form = QuantityForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Quantity must be a whole number of at least 1.")
+        return redirect("cart")
+    try:
+        cart_update_line(cart=_cart(request), line_id=line_id, quantity=form.cleaned_data["quantity"])
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("cart")
+
+
+@require_POST
+def cart_line_remove(request: HttpRequest, line_id: int) -> HttpResponse:
+    try:
+        cart_remove_line(cart=_cart(request), line_id=line_id)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("cart")
+
+
+@login_required
+def checkout(request: HttpRequest) -> HttpResponse:
+    cart = _cart(request)
+    summary = cart_view(cart=cart)
+    if request.method != "POST":
+        if not summary.lines:
+            messages.info(request, "Your cart is empty.")
+            return redirect("cart")
+        form = CheckoutForm(initial={"idempotency_key": CheckoutForm.new_key()})
+        return render(request, "orders/checkout.html", {"form": form, "cart": summary})
+
+    form = CheckoutForm(request.POST)
+    if not form.is_valid():
+        return render(request, "orders/checkout.html", {"form": form, "cart": summary}, status=400)
+    data = form.cleaned_data
+    payload = {"address": form.address(), "coupon": data["coupon"]}
+    try:
+        begun = idempotency_begin(
+            owner=idempotency_owner(request=request),
+            scope="checkout-page",
+            key=data["idempotency_key"],
+            fingerprint=idempotency_fingerprint(method="POST", path=request.path, payload=payload),
+        )
+    except IdempotencyInProgress:
+        messages.info(request, "Your order is being placed; it will appear here in a moment.")
+        return redirect("orders")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("checkout")
+    if isinstance(begun, IdempotentReplay):
+        return redirect("order", order_id=begun.body["order_id"])
+    try:
+        order = checkout_place_order(
+            cart=cart, user=_signed_in(request), shipping_address=payload["address"], coupon=data["coupon"]
+        )
+    except ApplicationError as exc:
+        idempotency_abandon(record=begun)
+        messages.error(request, exc.message)
+        fresh = CheckoutForm({**request.POST.dict(), "idempotency_key": CheckoutForm.new_key()})
+        return render(request, "orders/checkout.html", {"form": fresh, "cart": cart_view(cart=cart)}, status=409)
+    except BaseException:
+        idempotency_abandon(record=begun)
+        raise
+    idempotency_complete(record=begun, status=201, body={"order_id": order.pk})
+    messages.success(request, f"Order #{order.pk} placed. Your items are reserved while you pay.")
+    return redirect("order", order_id=order.pk)
+
+
+@login_required
+def order_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "orders/order_list.html", {"orders": orders_for_list(user=request.user)})
+
+
+def _order_or_404(request: HttpRequest, order_id: int) -> Order:
+    try:
+        return order_get_for_user(user=request.user, order_id=order_id)
+    except Order.DoesNotExist as exc:
+        raise Http404("No such order") from exc
+
+
+@login_required
+def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
+    return render(request, "orders/order_detail.html", {"order": _order_or_404(request, order_id)})
+
+
+@login_required
+def order_invoice_block(request: HttpRequest, order_id: int) -> HttpResponse:
+    """The invoice block alone, for the page's in-place refresh."""
+    return render(request, "invoicing/_invoice_block.html", {"order": _order_or_404(request, order_id)})
