@@ -1,22 +1,55 @@
+from typing import Any
+
+from django import forms
 from django.contrib import admin
+from django.http import HttpRequest
 
+from common.errors import ApplicationError
 from inventory.models import Product, Reservation, Stock
+from inventory.services import stock_set_on_hand
 
 
-class StockInline(admin.StackedInline):
-    model = Stock
-    can_delete = False
-    fields = ("on_hand", "reserved")
-    readonly_fields = ("reserved",)
+class ProductAdminForm(forms.ModelForm):
+    """Stock on hand is edited here but written by the stock service (a conditional
+    UPDATE of `on_hand` only), so a save can never overwrite `reserved` with a stale value."""
+
+    on_hand = forms.IntegerField(min_value=0, initial=0, help_text="Units physically in stock.")
+
+    class Meta:
+        model = Product
+        fields = ("sku", "name", "description", "price", "currency", "tax_rate", "is_active")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            stock = Stock.objects.filter(product=self.instance).first()
+            self.fields["on_hand"].initial = stock.on_hand if stock else 0
+            if stock:
+                self.fields["on_hand"].help_text = f"Units physically in stock. Reserved now: {stock.reserved}."
+
+    def clean_on_hand(self) -> int:
+        on_hand: int = self.cleaned_data["on_hand"]
+        if self.instance.pk:
+            reserved = Stock.objects.filter(product=self.instance).values_list("reserved", flat=True).first() or 0
+            if on_hand < reserved:
+                raise forms.ValidationError(f"{reserved} units are reserved; on hand cannot go below that.")
+        return on_hand
 
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
+    form = ProductAdminForm
     list_display = ("sku", "name", "price", "currency", "on_hand", "reserved", "available", "is_active")
     list_filter = ("is_active", "currency")
     search_fields = ("sku", "name")
-    inlines = [StockInline]
     list_select_related = ("stock",)
+
+    def save_model(self, request: HttpRequest, obj: Product, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        try:
+            stock_set_on_hand(product_id=obj.pk, on_hand=form.cleaned_data["on_hand"])
+        except ApplicationError as exc:  # a checkout reserved more in between: tell staff
+            self.message_user(request, f"Stock not changed: {exc.message}", level="error")
 
     @admin.display(ordering="stock__on_hand")
     def on_hand(self, obj: Product) -> int:

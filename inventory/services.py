@@ -3,13 +3,12 @@ Stock rows in product-id order, so concurrent callers never deadlock on each oth
 
 from collections.abc import Iterable
 from datetime import datetime
-from decimal import Decimal
 
 from django.db import connection
 from django.db.models import F
 
 from common.errors import Conflict, ValidationFailed
-from inventory.models import Product, Reservation, ReservationStatus, Stock
+from inventory.models import Reservation, ReservationStatus, Stock
 
 
 class InsufficientStock(Conflict):
@@ -91,9 +90,24 @@ def reservations_release(*, order_id: int) -> int:
     return len(reservations)
 
 
-def product_create(
-    *, sku: str, name: str, price: Decimal, currency: str, on_hand: int = 0, description: str = ""
-) -> Product:
-    product = Product.objects.create(sku=sku, name=name, price=price, currency=currency, description=description)
-    Stock.objects.create(product=product, on_hand=on_hand)
-    return product
+class StockBelowReserved(Conflict):
+    code = "stock_below_reserved"
+
+
+def stock_set_on_hand(*, product_id: int, on_hand: int) -> Stock:
+    """Set the units on hand (a stock count by staff) without touching `reserved`.
+
+    One conditional UPDATE: refused with StockBelowReserved when fewer units than are
+    already reserved would remain, so a concurrent checkout can never be oversold.
+    """
+    if on_hand < 0:
+        raise ValidationFailed("Stock on hand cannot be negative.", details={"on_hand": ["Must be 0 or more."]})
+    Stock.objects.get_or_create(product_id=product_id)
+    updated = Stock.objects.filter(product_id=product_id, reserved__lte=on_hand).update(on_hand=on_hand)
+    stock = Stock.objects.get(product_id=product_id)
+    if not updated:
+        raise StockBelowReserved(
+            f"{stock.reserved} units are reserved; on hand cannot go below that.",
+            details={"on_hand": [f"Must be at least {stock.reserved} (reserved)."]},
+        )
+    return stock
