@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 
 from common.tests.factories import ProductFactory, UserFactory
 from orders.models import Order
@@ -37,6 +38,35 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for: {message or predicate}")
+
+
+def run_in_threads(target: Callable[[int], Any], count: int, *, timeout: float = 120) -> list[Any]:
+    """Run `target(i)` for i in 0..count-1 in real threads, released together by a barrier.
+
+    Each thread has its own database connection and closes it at the end. Returns, by
+    index, what each call returned or the exception it raised (never swallowed silently:
+    the caller asserts on the outcomes).
+    """
+    barrier = threading.Barrier(count)
+    outcomes: list[Any] = [None] * count
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait(timeout=timeout)
+            outcomes[i] = target(i)
+        except BaseException as exc:
+            outcomes[i] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i,), name=f"race-{i}") for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    stuck = [t.name for t in threads if t.is_alive()]
+    assert not stuck, f"threads still running after {timeout}s: {stuck}"
+    return outcomes
 
 
 def worker_env(**overrides: str) -> dict[str, str]:
