@@ -141,3 +141,82 @@ class OrderStatusChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_status or '-'} -> {self.to_status}"
+
+
+# --- Draft orders (staff billing) --------------------------------------------------------------
+
+
+class DraftOrderStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    FINALIZED = "finalized", "Finalized"
+
+
+class DraftOrder(TimeStampedModel):
+    """An order staff are preparing for a customer (B2B, net terms). Editable until
+    finalized; finalizing reserves stock and places a real Order with its invoice."""
+
+    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="draft_orders")
+    status = models.CharField(max_length=10, choices=DraftOrderStatus.choices, default=DraftOrderStatus.DRAFT)
+    currency = models.CharField(max_length=3, default="EUR")
+    shipping = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    coupon_code = models.CharField(max_length=40, blank=True)
+    # Payment terms in days; null: the customer's billing profile, else INVOICE_PAYMENT_TERMS_DAYS.
+    due_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    allow_partial = models.BooleanField(default=False, help_text="The customer may pay the invoice in parts.")
+    notes = models.TextField(blank=True, help_text="Printed on the invoice.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    order = models.OneToOneField(Order, null=True, blank=True, on_delete=models.PROTECT, related_name="draft")
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    finalized_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=DraftOrderStatus.values), name="draft_order_status_valid"),
+            models.CheckConstraint(
+                condition=(Q(status="draft") & Q(order__isnull=True) & Q(finalized_at__isnull=True))
+                | (Q(status="finalized") & Q(order__isnull=False) & Q(finalized_at__isnull=False)),
+                name="draft_order_finalized_iff_order",
+            ),
+            models.CheckConstraint(condition=Q(shipping__gte=0), name="draft_order_shipping_non_negative"),
+            models.CheckConstraint(
+                condition=Q(due_days__isnull=True) | Q(due_days__lte=3650), name="draft_order_due_days_range"
+            ),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="draft_order_currency_iso"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Draft order #{self.pk}"
+
+
+class DraftOrderLine(models.Model):
+    """A catalog line (product set; SKU, name, price and rate copied when added) or a free
+    text line (no product)."""
+
+    draft = models.ForeignKey(DraftOrder, on_delete=models.CASCADE, related_name="lines")
+    product = models.ForeignKey("inventory.Product", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    sku = models.CharField(max_length=64, blank=True)
+    description = models.CharField(max_length=200)
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+    tax_rate = models.DecimalField(max_digits=5, decimal_places=4)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="draft_line_quantity_positive"),
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="draft_line_price_non_negative"),
+            models.CheckConstraint(condition=Q(tax_rate__gte=0) & Q(tax_rate__lt=1), name="draft_line_tax_rate_range"),
+            models.CheckConstraint(condition=~Q(description=""), name="draft_line_has_description"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.sku or self.description}"
+
+    @property
+    def line_total(self) -> Decimal:
+        return self.unit_price * self.quantity

@@ -24,6 +24,8 @@ class Totals:
     tax: Decimal
     total: Decimal
     tax_by_rate: dict[Decimal, Decimal] = field(default_factory=dict)
+    # The net amount each rate is charged on (discounted lines, plus shipping at the default rate).
+    net_by_rate: dict[Decimal, Decimal] = field(default_factory=dict)
 
 
 def coupon_discount(*, code: str, subtotal: Decimal, currency: str) -> Decimal:
@@ -63,13 +65,8 @@ def totals_compute(
         shipping = shipping_for(net=subtotal - discount, currency=currency)
     shipping = money_round(shipping, currency)
 
-    allocations = money_allocate(discount, [total for total, _ in lines], currency)
-    taxable: dict[Decimal, Decimal] = defaultdict(lambda: ZERO)
-    for (line_total, rate), line_discount in zip(lines, allocations, strict=True):
-        taxable[rate] += line_total - line_discount
-    if shipping:
-        taxable[Decimal(settings.DEFAULT_TAX_RATE)] += shipping
-    tax_by_rate = {rate: money_round(net * rate, currency) for rate, net in sorted(taxable.items())}
+    net_by_rate = taxable_by_rate(lines=lines, discount=discount, shipping=shipping, currency=currency)
+    tax_by_rate = {rate: money_round(net * rate, currency) for rate, net in net_by_rate.items()}
     tax = sum(tax_by_rate.values(), ZERO)
     return Totals(
         currency=currency,
@@ -79,4 +76,19 @@ def totals_compute(
         tax=money_round(tax, currency),
         total=money_round(subtotal - discount + shipping + tax, currency),
         tax_by_rate=tax_by_rate,
+        net_by_rate=net_by_rate,
     )
+
+
+def taxable_by_rate(
+    *, lines: list[tuple[Decimal, Decimal]], discount: Decimal, shipping: Decimal, currency: str
+) -> dict[Decimal, Decimal]:
+    """The net charged at each rate, rates ascending: the discount spread over the lines in
+    proportion to their totals (exact to the minor unit), shipping at the default rate."""
+    allocations = money_allocate(discount, [total for total, _ in lines], currency)
+    taxable: dict[Decimal, Decimal] = defaultdict(lambda: ZERO)
+    for (line_total, rate), line_discount in zip(lines, allocations, strict=True):
+        taxable[rate] += line_total - line_discount
+    if shipping:
+        taxable[Decimal(settings.DEFAULT_TAX_RATE)] += shipping
+    return dict(sorted(taxable.items()))

@@ -240,6 +240,26 @@ SELLER = {
     "email": env("SELLER_EMAIL", default="billing@localhost"),
 }
 
+# --- Invoices as documents (staff billing, payment links, PDFs, reminders, sales report) ----
+# Payment terms of staff-billed invoices (days after issue), unless the customer's billing
+# profile or the draft order says otherwise. Storefront invoices are paid before issue.
+INVOICE_PAYMENT_TERMS_DAYS = env.int("INVOICE_PAYMENT_TERMS_DAYS", default=30)
+PAYMENT_LINK_TTL = timedelta(days=env.int("PAYMENT_LINK_TTL_DAYS", default=30))
+INVOICE_OVERDUE_HOUR = env.int("INVOICE_OVERDUE_HOUR", default=7)  # UTC, daily overdue sweep + reminders
+SALES_REPORT_HOUR = env.int("SALES_REPORT_HOUR", default=6)  # UTC, yesterday's report to STAFF_EMAILS
+SALES_REPORT_TOP_PRODUCTS = env.int("SALES_REPORT_TOP_PRODUCTS", default=10)
+CELERY_BEAT_SCHEDULE["invoices-overdue"] = {
+    "task": "invoicing.mark_overdue",
+    "schedule": crontab(hour=INVOICE_OVERDUE_HOUR, minute=0),
+}
+CELERY_BEAT_SCHEDULE["sales-report"] = {
+    "task": "invoicing.send_daily_sales_report",
+    "schedule": crontab(hour=SALES_REPORT_HOUR, minute=5),
+}
+# PDF rendering runs on its own queue so it never delays invoice numbering (the hot path);
+# the Procfile and compose workers consume both queues (`-Q celery,documents`).
+CELERY_TASK_ROUTES = {"invoicing.render_invoice_pdf": {"queue": "documents"}}
+
 # --- Logging -------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,
