@@ -18,6 +18,8 @@ _DRF_CODES = {
     exceptions.PermissionDenied: ErrorCode.PERMISSION_DENIED,
     exceptions.NotFound: ErrorCode.NOT_FOUND,
     exceptions.MethodNotAllowed: ErrorCode.METHOD_NOT_ALLOWED,
+    exceptions.NotAcceptable: ErrorCode.NOT_ACCEPTABLE,
+    exceptions.UnsupportedMediaType: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
     exceptions.Throttled: ErrorCode.THROTTLED,
     exceptions.ValidationError: ErrorCode.VALIDATION_ERROR,
 }
