@@ -3,12 +3,14 @@ from django.contrib import admin
 from django.urls import include, path
 
 from common import health
+from common.metrics import metrics_view
 
 urlpatterns = [
-    path("admin/", admin.site.urls),
+    path(settings.ADMIN_URL, admin.site.urls),
     path("api/v1/", include("config.urls_api")),
     path("health/", health.health, name="health"),
     path("health/live/", health.live, name="health-live"),
+    path("metrics", metrics_view, name="metrics"),
     path("accounts/", include("common.urls")),
     path("", include("inventory.urls")),
     path("", include("orders.urls")),

@@ -19,5 +19,7 @@ class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "event_type", "aggregate_type", "aggregate_id", "created_at", "published_at")
     list_filter = ("event_type", "aggregate_type", ("published_at", admin.EmptyFieldListFilter))
     search_fields = ("aggregate_id", "event_type", "id")
-    readonly_fields = ("id", "aggregate_type", "aggregate_id", "event_type", "payload", "created_at", "published_at")
+    readonly_fields = (
+        "id", "aggregate_type", "aggregate_id", "event_type", "payload", "metadata", "created_at", "published_at",
+    )  # fmt: skip
     date_hierarchy = "created_at"

@@ -12,6 +12,8 @@ class OutboxEvent(models.Model):
     aggregate_id = models.CharField(max_length=64)
     event_type = models.CharField(max_length=80, db_index=True)
     payload = models.JSONField(default=dict)
+    # Where the event came from: {"request_id": ...} of the request or task that wrote it.
+    metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     published_at = models.DateTimeField(null=True, blank=True)
 

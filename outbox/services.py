@@ -5,6 +5,7 @@ import json
 import logging
 from typing import Any, Protocol
 
+import structlog
 from django.conf import settings
 from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
@@ -32,9 +33,17 @@ def outbox_record(*, event_type: str, aggregate: models.Model, payload: dict[str
         aggregate_id=str(aggregate.pk),
         event_type=event_type,
         payload=json.loads(json.dumps(payload or {}, cls=DjangoJSONEncoder)),
+        metadata=outbox_metadata(),
     )
     transaction.on_commit(_kick_relay)
     return event
+
+
+def outbox_metadata() -> dict[str, Any]:
+    """The request id (and task id) bound in the structlog context by django-structlog:
+    set by the web request, and carried by Celery into the tasks it enqueued."""
+    context = structlog.contextvars.get_contextvars()
+    return {key: str(context[key]) for key in ("request_id", "task_id") if context.get(key)}
 
 
 def _kick_relay() -> None:
@@ -66,6 +75,7 @@ class RedisStreamPublisher:
                 "aggregate_id": event.aggregate_id,
                 "created_at": event.created_at.isoformat(),
                 "payload": json.dumps(event.payload),
+                "metadata": json.dumps(event.metadata),
             },
         )
 

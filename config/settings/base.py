@@ -11,6 +11,10 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
+
+from common.logs import logging_config, structlog_configure
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -20,7 +24,10 @@ if (BASE_DIR / ".env").exists():
     env.read_env(str(BASE_DIR / ".env"))
 
 DEBUG = env.bool("DEBUG", default=True)
-SECRET_KEY = env("SECRET_KEY", default="dev-insecure-secret-key-change-me-in-production-0123456789")
+_DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-in-production-0123456789"
+SECRET_KEY = env("SECRET_KEY", default=_DEV_SECRET_KEY)
+if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
+    raise ImproperlyConfigured("SECRET_KEY must be set (50+ random characters) when DEBUG is false")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 PORT = env.int("PORT", default=8000)
@@ -39,6 +46,9 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "csp",
+    "django_structlog",
     "common",
     "outbox",
     "inventory",
@@ -49,13 +59,18 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "common.middleware.RequestIdMiddleware",  # X-Request-ID in and out
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "common.middleware.MetricsMiddleware",  # after whitenoise: static files are not counted
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_structlog.middlewares.RequestMiddleware",  # binds request_id, user_id, ip
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into the lockout response
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -148,6 +163,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
+# Axes first: it refuses locked-out clients before the password is checked.
+AUTHENTICATION_BACKENDS = ["common.security.AxesBackend", "django.contrib.auth.backends.ModelBackend"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -188,6 +205,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Views opt in with `throttle_scope`; see common/throttles.py and THROTTLE_RATES below.
+    "DEFAULT_THROTTLE_CLASSES": ["common.throttles.ClientRateThrottle", "common.throttles.IPRateThrottle"],
+    # Proxies in front of the app: the client IP is taken that many hops back in X-Forwarded-For
+    # (0: REMOTE_ADDR, so a client cannot pick its own IP for the throttles).
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Commerce back office API",
@@ -261,11 +283,88 @@ CELERY_BEAT_SCHEDULE["sales-report"] = {
 CELERY_TASK_ROUTES = {"invoicing.render_invoice_pdf": {"queue": "documents"}}
 
 # --- Logging -------------------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+# structlog renders every record: JSON lines in production (one object per line, with
+# request_id / task_id), readable console lines in development. Secrets, tokens and e-mail
+# addresses are masked (common/logs.py). The request id is carried into Celery tasks.
+LOG_FORMAT = env("LOG_FORMAT", default="console" if DEBUG else "json")
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
+structlog_configure()
+DJANGO_STRUCTLOG_CELERY_ENABLED = True
+DJANGO_STRUCTLOG_STATUS_4XX_LOG_LEVEL = 20  # INFO: a 404 or 401 is not a warning
+
+# --- Operations: health, metrics -----------------------------------------------------------
+HEALTH_CHECK_TIMEOUT_S = env.float("HEALTH_CHECK_TIMEOUT_S", default=2.0)
+HEALTH_WORKER_HEARTBEAT_S = env.float("HEALTH_WORKER_HEARTBEAT_S", default=15.0)
+HEALTH_WORKER_MAX_AGE_S = env.float("HEALTH_WORKER_MAX_AGE_S", default=60.0)
+# /metrics: staff sessions, or `Authorization: Bearer <METRICS_TOKEN>` (empty: token access off).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# Per-service directory for prometheus-client's multiprocess mode (gunicorn workers, Celery
+# pool processes); /metrics adds up this directory and its siblings. See common/metrics.py.
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")
+if PROMETHEUS_MULTIPROC_DIR:
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+
+# --- Abuse: throttles and login lockout ----------------------------------------------------
+THROTTLE_ENABLED = env.bool("THROTTLE_ENABLED", default=True)
+# "<scope>" is per client (user, or the username tried at the token endpoint, or the IP);
+# "<scope>_ip" is per client IP. Override any of them with THROTTLE_RATES=scope=rate,...
+THROTTLE_RATES = {
+    "login": "10/min",
+    "login_ip": "30/min",
+    "checkout": "20/min",
+    "checkout_ip": "60/min",
+    "payments": "20/min",
+    "payments_ip": "60/min",
+    "webhooks": "600/min",
+    "webhooks_ip": "1200/min",
+    **env.dict("THROTTLE_RATES", default={}),
+}
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "common.security.lockout_response"
+AXES_IPWARE_PROXY_COUNT = REST_FRAMEWORK["NUM_PROXIES"] or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if REST_FRAMEWORK["NUM_PROXIES"] else ["REMOTE_ADDR"]
+)
+AXES_VERBOSE = False
+
+# --- Hardening (manage.py check --deploy passes with DEBUG=false) ----------------------------
+ADMIN_URL = env("ADMIN_URL", default="admin/")
+# Behind a TLS-terminating proxy: SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https
+_proxy_ssl_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header[0], _proxy_ssl_header[1]) if len(_proxy_ssl_header) == 2 else None
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Probes and scrapers reach the app over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+# django-csp 4: no inline script anywhere (the pages use static/js/shop.js; the API docs
+# use drf-spectacular's split Swagger view with the sidecar assets).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
 }

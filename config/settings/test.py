@@ -6,6 +6,11 @@ os.environ.setdefault("DATABASE_URL", "postgres://root@127.0.0.1:5432/commerce")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("INVOICE_FAILURE_RATE", "0")
 os.environ.setdefault("DEBUG", "false")
+# Tests run DEBUG=false (production code paths) over plain HTTP: no HTTPS redirect, no
+# Secure-only cookies (the browser tests use http://127.0.0.1), a fixed test secret key.
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-5f1c9a7e3b2d4c6a8e0f1a2b3c4d5e6f")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("SECURE_COOKIES", "false")
 
 from .base import *  # noqa: F403
 
@@ -15,3 +20,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# Throttles stay on in tests, with rates no functional test reaches (suites fire 50-100
+# requests at once); common/tests/test_throttles.py sets low rates with override_settings.
+THROTTLE_RATES = dict.fromkeys(THROTTLE_RATES, "100000/min")  # noqa: F405

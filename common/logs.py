@@ -1,0 +1,124 @@
+"""Structured logs: structlog renders every record (structlog's and the stdlib's), as JSON
+lines in production (`LOG_FORMAT=json`, the default when DEBUG is false) and as readable
+console lines in development. The request id (django-structlog's `request_id`, taken from
+or added as `X-Request-ID`) is bound in a contextvar and travels into Celery tasks.
+
+`mask_sensitive` runs last, on every record: values under sensitive keys (passwords,
+secrets, tokens, cookies, signatures) become "***", and e-mail addresses, `Token`/`Bearer`
+credentials, `whsec_` secrets and `password=...` pairs inside any text are masked.
+"""
+
+import logging.config
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+MASK = "***"
+
+_SENSITIVE_KEY = re.compile(
+    r"pass(word|wd)?|secret|token|authorization|api[_-]?key|cookie|session|csrf|signature|card|cvc|iban",
+    re.IGNORECASE,
+)
+# Keys that look sensitive by name but carry ids made for logs.
+_SAFE_KEYS = frozenset({"request_id", "task_id", "parent_task_id", "correlation_id", "event"})
+_EMAIL = re.compile(r"(?<![\w.+-])([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})")
+_AUTH_VALUE = re.compile(r"\b(Token|Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{6,}", re.IGNORECASE)
+_WEBHOOK_SECRET = re.compile(r"\bwhsec_[A-Za-z0-9+/=]+")
+_KEY_VALUE = re.compile(
+    r"\b(password|passwd|secret|token|api[_-]?key|sessionid|csrftoken)(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&]+)",
+    re.IGNORECASE,
+)
+
+
+def mask_text(text: str) -> str:
+    """Mask e-mail addresses and credentials inside free text."""
+    text = _EMAIL.sub(lambda m: f"{m.group(1)}{MASK}@{m.group(2)}", text)
+    text = _AUTH_VALUE.sub(lambda m: f"{m.group(1)} {MASK}", text)
+    text = _WEBHOOK_SECRET.sub(f"whsec_{MASK}", text)
+    return _KEY_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+
+
+def _mask_value(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return mask_text(value)
+    if depth > 4:
+        return value
+    if isinstance(value, Mapping):
+        return {k: _mask_item(str(k), v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_mask_value(v, depth + 1) for v in value]
+    return value
+
+
+def _mask_item(key: str, value: Any, depth: int = 0) -> Any:
+    if key not in _SAFE_KEYS and _SENSITIVE_KEY.search(key) and value not in (None, ""):
+        return MASK
+    return _mask_value(value, depth)
+
+
+def mask_sensitive(logger: Any, method_name: str, event_dict: structlog.typing.EventDict) -> structlog.typing.EventDict:
+    """structlog processor: no secrets, tokens, passwords or full e-mail addresses in logs."""
+    return {key: _mask_item(key, value) for key, value in event_dict.items()}
+
+
+SHARED_PROCESSORS: list[structlog.typing.Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_logger_name,
+    structlog.stdlib.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def structlog_configure() -> None:
+    """structlog hands its events to the stdlib logging tree; the formatters below render."""
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *SHARED_PROCESSORS,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
+    """The LOGGING dict: one stderr handler whose formatter is JSON or console."""
+    if log_format not in {"json", "console"}:
+        raise ValueError(f"LOG_FORMAT must be 'json' or 'console', not {log_format!r}")
+    renderer: structlog.typing.Processor
+    if log_format == "json":
+        renderer = structlog.processors.JSONRenderer()
+        final: list[structlog.typing.Processor] = [structlog.processors.format_exc_info, mask_sensitive, renderer]
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        final = [mask_sensitive, renderer]
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "structlog": {
+                "()": structlog.stdlib.ProcessorFormatter,
+                "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
+                "foreign_pre_chain": [*SHARED_PROCESSORS, structlog.stdlib.ExtraAdder()],
+            }
+        },
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structlog"}},
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            "django.db.backends": {"level": "WARNING"},
+            # django-structlog's request_started/request_finished replace the server's access log.
+            "django.server": {"level": "WARNING"},
+            "axes": {"level": "WARNING"},
+        },
+    }
+
+
+def logging_apply(config: dict[str, Any]) -> None:
+    """Celery's `setup_logging` hook: use Django's LOGGING instead of Celery's own setup."""
+    logging.config.dictConfig(config)
