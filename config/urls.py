@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounts/", include("common.urls")),
     path("", include("inventory.urls")),
     path("", include("orders.urls")),
+    path("", include("payments.urls")),
 ]
 
 handler404 = "common.views.page_not_found"

@@ -10,6 +10,7 @@ urlpatterns = [
     path("", include("inventory.urls_api")),
     path("", include("orders.urls_api")),
     path("", include("invoicing.urls_api")),
+    path("", include("payments.urls_api")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

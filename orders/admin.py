@@ -4,6 +4,7 @@ from django.utils.html import format_html
 from inventory.models import Reservation
 from orders.models import Order, OrderLine, OrderStatusChange
 from outbox.models import OutboxEvent
+from payments.models import PaymentAttempt
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -30,6 +31,14 @@ class ReservationInline(ReadOnlyInline):
     readonly_fields = fields
 
 
+class PaymentAttemptInline(ReadOnlyInline):
+    model = PaymentAttempt
+    fields = ("provider_reference", "amount", "currency", "payment_method", "status", "failure_reason",
+              "refund_required", "refund_reason", "created_at", "completed_at")  # fmt: skip
+    readonly_fields = fields
+    show_change_link = True
+
+
 class StatusChangeInline(ReadOnlyInline):
     model = OrderStatusChange
     fields = ("created_at", "from_status", "to_status", "reason", "actor")
@@ -43,7 +52,7 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ("id", "user__username", "user__email", "lines__sku")
     date_hierarchy = "created_at"
     list_select_related = ("user", "invoice")
-    inlines = [OrderLineInline, StatusChangeInline]
+    inlines = [OrderLineInline, PaymentAttemptInline, StatusChangeInline]
     readonly_fields = (
         "user", "status", "currency", "subtotal", "discount", "shipping", "tax", "total", "coupon_code",
         "shipping_address", "reservation_expires_at", "placed_at", "created_at", "updated_at",

@@ -53,7 +53,12 @@ def orders_visible_to(user: User | AnonymousUser) -> QuerySet[Order]:
 
 
 def orders_for_list(*, user: User | AnonymousUser) -> QuerySet[Order]:
-    return orders_visible_to(user).select_related("invoice").prefetch_related("lines").order_by("-created_at", "-id")
+    return (
+        orders_visible_to(user)
+        .select_related("invoice")
+        .prefetch_related("lines", "payment_attempts")
+        .order_by("-created_at", "-id")
+    )
 
 
 def order_get_for_user(*, user: User | AnonymousUser, order_id: int) -> Order:

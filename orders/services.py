@@ -298,5 +298,8 @@ def orders_expire_unpaid(*, now: datetime | None = None, batch_size: int | None 
 
 
 def order_expirable(*, now: datetime) -> QuerySet[Order]:
-    """Pending orders whose reservation has run out."""
-    return Order.objects.filter(status=OrderStatus.PENDING_PAYMENT, reservation_expires_at__lte=now)
+    """Pending orders whose reservation has run out, unless a payment attempt is still
+    processing (the payment timeout task fails it first; then the order can expire)."""
+    return Order.objects.filter(status=OrderStatus.PENDING_PAYMENT, reservation_expires_at__lte=now).exclude(
+        payment_attempts__status="processing"
+    )

@@ -120,7 +120,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
         raise
     idempotency_complete(record=begun, status=201, body={"order_id": order.pk})
     messages.success(request, f"Order #{order.pk} placed. Your items are reserved while you pay.")
-    return redirect("order", order_id=order.pk)
+    return redirect("order-pay", order_id=order.pk)
 
 
 @login_required

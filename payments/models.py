@@ -10,6 +10,23 @@ class PaymentStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+# The attempt state machine: it only moves forward. Anything else is ignored (webhooks)
+# or refused (services); `failed` and `succeeded` are final.
+PAYMENT_ALLOWED_TRANSITIONS: dict[str, set[str]] = {
+    PaymentStatus.PROCESSING: {PaymentStatus.SUCCEEDED, PaymentStatus.FAILED},
+    PaymentStatus.SUCCEEDED: set(),
+    PaymentStatus.FAILED: set(),
+}
+
+
+class FailureCode(models.TextChoices):
+    """Why an attempt failed: the provider said so, or the shop gave up waiting."""
+
+    PROVIDER = "provider", "Reported by the provider"
+    TIMEOUT = "timeout", "No result from the provider in time"
+    MISMATCH = "mismatch", "Provider reported a different amount or currency"
+
+
 class PaymentAttempt(TimeStampedModel):
     """One logical payment request (one Idempotency-Key) for an order."""
 
@@ -18,16 +35,22 @@ class PaymentAttempt(TimeStampedModel):
     currency = models.CharField(max_length=3)
     provider = models.CharField(max_length=32, default="simulated")
     provider_reference = models.CharField(max_length=100)
+    # Empty while the shopper has not yet chosen a method on the provider's hosted page.
     payment_method = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=12, choices=PaymentStatus.choices, default=PaymentStatus.PROCESSING)
+    failure_code = models.CharField(max_length=12, choices=FailureCode.choices, blank=True)
     failure_reason = models.CharField(max_length=200, blank=True)
-    # A success that could not be applied (order already paid or cancelled): money to give back.
+    # A success that could not be applied (order already paid or cancelled, or the shop had
+    # already given up on the attempt): money the provider took and staff must give back.
     refund_required = models.BooleanField(default=False)
     refund_reason = models.CharField(max_length=200, blank=True)
     redirect_url = models.CharField(max_length=500, blank=True)
+    charge_requested_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "created_at"], name="payment_status_created_idx")]
         constraints = [
             models.UniqueConstraint(
                 fields=["provider", "provider_reference"], name="payment_provider_reference_unique"
@@ -36,26 +59,56 @@ class PaymentAttempt(TimeStampedModel):
                 fields=["order"], condition=Q(status="processing"), name="payment_one_processing_per_order"
             ),
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(condition=Q(status__in=PaymentStatus.values), name="payment_status_valid"),
+            # Final exactly when completed; a failure always says why.
+            models.CheckConstraint(
+                condition=(Q(status="processing") & Q(completed_at__isnull=True))
+                | (Q(status="succeeded") & Q(completed_at__isnull=False) & Q(failure_code=""))
+                | (Q(status="failed") & Q(completed_at__isnull=False) & ~Q(failure_code="")),
+                name="payment_final_iff_completed",
+            ),
+            models.CheckConstraint(
+                condition=Q(refund_required=False) | ~Q(refund_reason=""), name="payment_refund_has_reason"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.provider_reference} {self.status}"
 
+    @property
+    def is_final(self) -> bool:
+        return self.status != PaymentStatus.PROCESSING
+
+    @property
+    def awaiting_customer(self) -> bool:
+        """Processing, but the shopper has not chosen a method on the hosted page yet."""
+        return self.status == PaymentStatus.PROCESSING and self.charge_requested_at is None
+
 
 class WebhookEvent(models.Model):
-    """Every verified provider event, once (webhook-id is unique): the dedupe record."""
+    """Every verified provider event, once (webhook-id is unique): the dedupe record.
+
+    Deliveries whose signature does not verify are refused before anything is stored
+    (they are logged), so `signature_valid` is true for every row: it records the check
+    that admitted the event. `changed_state` says whether applying it changed anything.
+    """
 
     webhook_id = models.CharField(max_length=100, unique=True)
     event_type = models.CharField(max_length=40)
+    provider = models.CharField(max_length=32, default="simulated")
     provider_reference = models.CharField(max_length=100, db_index=True)
+    attempt = models.ForeignKey(
+        PaymentAttempt, null=True, blank=True, on_delete=models.PROTECT, related_name="webhook_events"
+    )
     payload = models.JSONField()
     signature_valid = models.BooleanField(default=True)
     changed_state = models.BooleanField(default=False)
     outcome = models.CharField(max_length=200, blank=True)
+    event_created_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["-received_at"]
+        ordering = ["-received_at", "-id"]
 
     def __str__(self) -> str:
         return f"{self.webhook_id} {self.event_type}"

@@ -254,6 +254,13 @@ PAYMENT_WEBHOOK_SECRET = env("PAYMENT_WEBHOOK_SECRET", default="whsec_ZGV2LXdlYm
 PAYMENT_WEBHOOK_URL = env("PAYMENT_WEBHOOK_URL", default=f"{SITE_URL}/api/v1/webhooks/payments/")
 PAYMENT_SIM_SLOW_S = env.float("PAYMENT_SIM_SLOW_S", default=10.0)
 PAYMENT_PROCESSING_TIMEOUT_S = env.int("PAYMENT_PROCESSING_TIMEOUT_S", default=1800)
+# payments/providers/__init__.py lists the providers ("simulated"; where Stripe would go).
+PAYMENT_PROVIDER = env("PAYMENT_PROVIDER", default="simulated")
+# The simulated provider's webhook retries: exponential backoff with jitter, capped.
+PAYMENT_WEBHOOK_RETRY_BASE_S = env.float("PAYMENT_WEBHOOK_RETRY_BASE_S", default=1.0)
+PAYMENT_WEBHOOK_RETRY_MAX_S = env.float("PAYMENT_WEBHOOK_RETRY_MAX_S", default=300.0)
+PAYMENT_WEBHOOK_MAX_RETRIES = env.int("PAYMENT_WEBHOOK_MAX_RETRIES", default=30)
+CELERY_BEAT_SCHEDULE["payments-fail-stale"] = {"task": "payments.fail_stale_attempts", "schedule": 60.0}
 
 SELLER = {
     "name": env("SELLER_NAME", default="Demo Shop Ltd"),

@@ -1,0 +1,96 @@
+import logging
+
+from django.contrib.auth.models import User
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
+from rest_framework.views import APIView
+
+from common.idempotency import idempotent
+from orders.selectors import order_get_for_user
+from payments.providers import payment_provider
+from payments.providers.base import WebhookPayloadInvalid, WebhookSignatureInvalid
+from payments.selectors import payment_attempts_for_order
+from payments.serializers import PaymentAttemptOutput, PaymentCreateInput
+from payments.services import payment_attempt_create, payment_webhook_apply
+
+logger = logging.getLogger(__name__)
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="Unique per logical payment; a retry with the same key replays the first response.",
+)
+
+
+class OrderPaymentsApi(APIView):
+    throttle_scope = "payments"  # settings.THROTTLE_RATES (common/throttles.py)
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        return super().get_throttles() if self.request.method == "POST" else []  # reads are not limited
+
+    @extend_schema(responses=PaymentAttemptOutput(many=True), operation_id="orders_payments_list")
+    def get(self, request: Request, order_id: int) -> Response:
+        order = order_get_for_user(user=request.user, order_id=order_id)
+        attempts = payment_attempts_for_order(order_id=order.pk)
+        return Response(PaymentAttemptOutput(attempts, many=True, context={"request": request}).data)
+
+    @extend_schema(
+        request=PaymentCreateInput,
+        responses={201: PaymentAttemptOutput},
+        parameters=[IDEMPOTENCY_HEADER],
+        operation_id="orders_payments_create",
+        description="Start paying an order awaiting payment. 409 illegal_transition if it is not awaiting "
+        "payment, 409 payment_in_progress while another attempt is processing, 409 reservation_expired.",
+    )
+    @idempotent(scope="payment")
+    def post(self, request: Request, order_id: int) -> Response:
+        order = order_get_for_user(user=request.user, order_id=order_id)
+        data = PaymentCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        assert isinstance(request.user, User)  # IsAuthenticated
+        attempt = payment_attempt_create(order_id=order.pk, user=request.user, **data.validated_data)
+        return Response(PaymentAttemptOutput(attempt, context={"request": request}).data, status=201)
+
+
+class WebhookAck(serializers.Serializer):
+    received = serializers.BooleanField()
+    duplicate = serializers.BooleanField()
+    changed_state = serializers.BooleanField()
+    outcome = serializers.CharField()
+
+
+class PaymentWebhookApi(APIView):
+    """The provider's webhooks (Standard Webhooks signed). Verified on the raw body before
+    anything is parsed or stored; deduplicated on webhook-id."""
+
+    authentication_classes: list[type] = []  # the signature is the authentication; no CSRF
+    permission_classes = [AllowAny]
+    throttle_scope = "webhooks"  # settings.THROTTLE_RATES; a 429 makes the provider retry later
+
+    @extend_schema(
+        request=None,
+        responses={200: WebhookAck, 400: OpenApiResponse(description="Bad, missing or stale signature; bad event")},
+        operation_id="webhooks_payments_receive",
+    )
+    def post(self, request: Request) -> Response:
+        provider = payment_provider()
+        try:
+            event = provider.parse_webhook(body=request.body, headers=request.headers)
+        except (WebhookSignatureInvalid, WebhookPayloadInvalid) as exc:
+            logger.warning("payment webhook %s refused: %s", request.headers.get("webhook-id", "?"), exc.message)
+            raise
+        result = payment_webhook_apply(event=event, provider_name=provider.name)
+        return Response(
+            {
+                "received": True,
+                "duplicate": result.duplicate,
+                "changed_state": result.changed_state,
+                "outcome": result.outcome,
+            }
+        )

@@ -1,0 +1,346 @@
+"""Payment writes: attempts, provider events, and giving up on silent attempts.
+
+Lock order, as everywhere: cart -> order -> payment attempt -> reservations -> stock ->
+invoice sequence. Every function here that touches an attempt locks its order first.
+
+An attempt only moves forward (processing -> succeeded | failed). The order is paid at
+most once: a success that cannot be applied (order already paid or cancelled, or the shop
+had already given up on the attempt) is recorded and flagged `refund_required` for staff.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from common.errors import Conflict, IllegalTransition, NotFound
+from orders.models import Order, OrderStatus
+from orders.services import order_lock, order_mark_paid
+from outbox.services import outbox_record
+from payments.models import FailureCode, PaymentAttempt, PaymentStatus, WebhookEvent
+from payments.providers import payment_provider
+from payments.providers.base import PaymentEventType, PaymentProvider, ProviderEvent
+
+logger = logging.getLogger(__name__)
+
+ONE_PROCESSING_CONSTRAINT = "payment_one_processing_per_order"
+
+
+class PaymentInProgress(Conflict):
+    code = "payment_in_progress"
+
+
+class ReservationExpired(Conflict):
+    code = "reservation_expired"
+
+
+# --- Attempts ---------------------------------------------------------------------------------
+
+
+def _payload(attempt: PaymentAttempt, **extra: object) -> dict[str, object]:
+    return {
+        "attempt_id": attempt.pk,
+        "order_id": attempt.order_id,
+        "amount": attempt.amount,
+        "currency": attempt.currency,
+        "provider": attempt.provider,
+        "provider_reference": attempt.provider_reference,
+        "status": attempt.status,
+        **extra,
+    }
+
+
+def _is_one_processing_violation(exc: IntegrityError) -> bool:
+    diag = getattr(exc.__cause__, "diag", None)
+    if diag is not None:
+        return getattr(diag, "constraint_name", None) == ONE_PROCESSING_CONSTRAINT
+    return "payments_paymentattempt.order_id" in str(exc)  # SQLite names the columns
+
+
+def payment_attempt_create(
+    *, order_id: int, user: User, payment_method: str = "", provider: PaymentProvider | None = None
+) -> PaymentAttempt:
+    """Start paying an order: one `processing` attempt for the order total.
+
+    With a payment method the provider is asked to charge once this transaction commits;
+    without one the attempt waits for the shopper on the provider's hosted page
+    (`redirect_url`). Raises ValidationFailed (unknown method), NotFound (not the user's
+    order), IllegalTransition (order not pending_payment), ReservationExpired, or
+    PaymentInProgress (an attempt is already processing; backed by a partial unique
+    index). Nothing is written when it raises.
+    """
+    provider = provider or payment_provider()
+    if payment_method:
+        provider.validate_method(payment_method)
+    try:
+        with transaction.atomic():
+            try:
+                order = order_lock(order_id=order_id)
+            except Order.DoesNotExist:
+                raise NotFound("No such order.") from None
+            if order.user_id != user.pk:
+                raise NotFound("No such order.")
+            if order.status != OrderStatus.PENDING_PAYMENT:
+                raise IllegalTransition(
+                    f"Order #{order.pk} is {order.status}; only an order awaiting payment can be paid.",
+                    details={"order_id": order.pk, "status": order.status},
+                )
+            now = timezone.now()
+            if order.reservation_expires_at is not None and order.reservation_expires_at <= now:
+                raise ReservationExpired(
+                    f"The items of order #{order.pk} are no longer reserved; please order again.",
+                    details={"order_id": order.pk, "reservation_expires_at": order.reservation_expires_at.isoformat()},
+                )
+            current = _processing_attempt(order_id=order.pk)
+            if current is not None:
+                raise _in_progress(current)
+            reference = provider.new_reference()
+            attempt = PaymentAttempt.objects.create(
+                order=order,
+                amount=order.total,
+                currency=order.currency,
+                provider=provider.name,
+                provider_reference=reference,
+                payment_method=payment_method,
+                status=PaymentStatus.PROCESSING,
+                redirect_url="" if payment_method else provider.hosted_page_url(provider_reference=reference),
+                charge_requested_at=now if payment_method else None,
+            )
+            outbox_record(event_type="payment.created", aggregate=attempt, payload=_payload(attempt))
+            if payment_method:
+                _charge_on_commit(provider=provider, attempt=attempt)
+    except IntegrityError as exc:
+        if not _is_one_processing_violation(exc):
+            raise
+        current = PaymentAttempt.objects.filter(order_id=order_id, status=PaymentStatus.PROCESSING).first()
+        if current is None:
+            raise PaymentInProgress("A payment for this order is already being processed.") from exc
+        raise _in_progress(current) from exc
+    return attempt
+
+
+def _processing_attempt(*, order_id: int) -> PaymentAttempt | None:
+    return PaymentAttempt.objects.filter(order_id=order_id, status=PaymentStatus.PROCESSING).first()
+
+
+def _in_progress(current: PaymentAttempt) -> PaymentInProgress:
+    return PaymentInProgress(
+        "A payment for this order is already being processed.",
+        details={
+            "attempt_id": current.pk,
+            "awaiting_customer": current.awaiting_customer,
+            "redirect_url": current.redirect_url if current.awaiting_customer else "",
+        },
+    )
+
+
+def _charge_on_commit(*, provider: PaymentProvider, attempt: PaymentAttempt) -> None:
+    attempt_id, method = attempt.pk, attempt.payment_method
+    transaction.on_commit(lambda: provider.charge(attempt_id=attempt_id, payment_method=method))
+
+
+def _lock_attempt(*, attempt_id: int) -> tuple[Order, PaymentAttempt]:
+    """Lock an attempt's order, then the attempt (the fixed order)."""
+    order_id = PaymentAttempt.objects.filter(pk=attempt_id).values_list("order_id", flat=True).first()
+    if order_id is None:
+        raise NotFound("No such payment.")
+    order = order_lock(order_id=order_id)
+    attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt_id)
+    return order, attempt
+
+
+def payment_attempt_request_charge(
+    *, attempt_id: int, payment_method: str, provider: PaymentProvider | None = None
+) -> PaymentAttempt:
+    """The shopper chose a method on the hosted page: ask the provider to charge.
+
+    At most once per attempt: a second submit (double click, back button) changes nothing
+    and charges nothing. Raises ValidationFailed for an unknown method, NotFound."""
+    provider = provider or payment_provider()
+    provider.validate_method(payment_method)
+    with transaction.atomic():
+        _, attempt = _lock_attempt(attempt_id=attempt_id)
+        if not attempt.awaiting_customer:
+            return attempt
+        attempt.payment_method = payment_method
+        attempt.charge_requested_at = timezone.now()
+        attempt.save(update_fields=["payment_method", "charge_requested_at", "updated_at"])
+        _charge_on_commit(provider=provider, attempt=attempt)
+    return attempt
+
+
+def payment_attempt_request_cancel(*, attempt_id: int, provider: PaymentProvider | None = None) -> PaymentAttempt:
+    """The shopper canceled on the hosted page: the provider reports the attempt failed
+    (by webhook, like any outcome). Only before a charge was requested; else a no-op."""
+    provider = provider or payment_provider()
+    with transaction.atomic():
+        _, attempt = _lock_attempt(attempt_id=attempt_id)
+        if not attempt.awaiting_customer:
+            return attempt
+        attempt.charge_requested_at = timezone.now()
+        attempt.save(update_fields=["charge_requested_at", "updated_at"])
+        attempt_id = attempt.pk
+        transaction.on_commit(lambda: provider.cancel(attempt_id=attempt_id))
+    return attempt
+
+
+def _attempt_fail(*, attempt: PaymentAttempt, code: str, reason: str, now: datetime) -> None:
+    attempt.status = PaymentStatus.FAILED
+    attempt.failure_code = code
+    attempt.failure_reason = reason[:200]
+    attempt.completed_at = now
+    attempt.save(update_fields=["status", "failure_code", "failure_reason", "completed_at", "updated_at"])
+    outbox_record(
+        event_type="payment.failed", aggregate=attempt, payload=_payload(attempt, failure_reason=attempt.failure_reason)
+    )
+
+
+# --- Provider events ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    duplicate: bool
+    changed_state: bool
+    outcome: str
+
+
+def payment_webhook_apply(*, event: ProviderEvent, provider_name: str) -> WebhookResult:
+    """Apply one verified provider event exactly once.
+
+    One transaction: lock the order, then the attempt; record the event (webhook-id is
+    unique: a duplicate, even a concurrent one, returns `duplicate` and changes nothing);
+    move the attempt forward if the event allows it. Events for a final attempt, or an
+    older `processing` event, are recorded and ignored.
+    """
+    found = (
+        PaymentAttempt.objects.filter(provider=provider_name, provider_reference=event.provider_reference)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    with transaction.atomic():
+        order, attempt = _lock_attempt(attempt_id=found) if found is not None else (None, None)
+        try:
+            with transaction.atomic():
+                record = WebhookEvent.objects.create(
+                    webhook_id=event.webhook_id,
+                    event_type=event.type.value,
+                    provider=provider_name,
+                    provider_reference=event.provider_reference,
+                    attempt=attempt,
+                    payload=event.payload,
+                    signature_valid=True,
+                    event_created_at=event.created_at,
+                )
+        except IntegrityError:
+            if not WebhookEvent.objects.filter(webhook_id=event.webhook_id).exists():
+                raise
+            return WebhookResult(duplicate=True, changed_state=False, outcome="duplicate delivery ignored")
+        if order is None or attempt is None:
+            changed, outcome = False, "no payment attempt with this reference; ignored"
+            logger.warning("webhook %s for unknown reference %s", event.webhook_id, event.provider_reference)
+        else:
+            changed, outcome = _apply(order=order, attempt=attempt, event=event)
+        record.changed_state = changed
+        record.outcome = outcome[:200]
+        record.save(update_fields=["changed_state", "outcome"])
+    return WebhookResult(duplicate=False, changed_state=changed, outcome=outcome)
+
+
+def _apply(*, order: Order, attempt: PaymentAttempt, event: ProviderEvent) -> tuple[bool, str]:
+    now = timezone.now()
+    if event.type == PaymentEventType.PROCESSING:
+        if attempt.is_final:
+            return False, f"attempt already {attempt.status}; stale processing event ignored"
+        return False, "attempt is processing"
+
+    if event.type == PaymentEventType.FAILED:
+        if attempt.is_final:
+            return False, f"attempt already {attempt.status}; failure ignored"
+        _attempt_fail(
+            attempt=attempt, code=FailureCode.PROVIDER, reason=event.failure_reason or "Payment failed.", now=now
+        )
+        return True, "attempt failed; order still awaiting payment"
+
+    # payment.succeeded: the provider has the money.
+    if (event.amount, event.currency) != (attempt.amount, attempt.currency):
+        reported = f"{event.amount} {event.currency}"
+        if attempt.is_final:
+            return False, f"attempt already {attempt.status}; success for {reported} ignored"
+        _attempt_fail(
+            attempt=attempt,
+            code=FailureCode.MISMATCH,
+            reason=f"Provider reported {reported}, expected {attempt.amount} {attempt.currency}.",
+            now=now,
+        )
+        _flag_refund(attempt=attempt, reason=f"captured {reported}, which does not match the attempt")
+        return True, "amount or currency mismatch: attempt failed, refund required"
+    if attempt.status == PaymentStatus.SUCCEEDED:
+        return False, "attempt already succeeded; ignored"
+    if attempt.status == PaymentStatus.FAILED:
+        if attempt.failure_code == FailureCode.TIMEOUT and not attempt.refund_required:
+            _flag_refund(attempt=attempt, reason="succeeded at the provider after the shop gave up waiting")
+            return True, "late success after timeout: refund required"
+        return False, "attempt already failed; success ignored"
+
+    attempt.status = PaymentStatus.SUCCEEDED
+    attempt.completed_at = now
+    attempt.save(update_fields=["status", "completed_at", "updated_at"])
+    applied = order.status == OrderStatus.PENDING_PAYMENT
+    outbox_record(event_type="payment.succeeded", aggregate=attempt, payload=_payload(attempt, applied=applied))
+    if not applied:
+        # Never paid twice, never resurrected: the money goes back (staff see the flag).
+        _flag_refund(attempt=attempt, reason=f"order was already {order.status} when this payment succeeded")
+        logger.warning("attempt %s succeeded for %s order %s: refund required", attempt.pk, order.status, order.pk)
+        return True, f"order already {order.status}: not applied, refund required"
+    order_mark_paid(order_id=order.pk, reason=f"payment {attempt.provider_reference} succeeded")
+    return True, "attempt succeeded; order paid"
+
+
+def _flag_refund(*, attempt: PaymentAttempt, reason: str) -> None:
+    attempt.refund_required = True
+    attempt.refund_reason = reason[:200]
+    attempt.save(update_fields=["refund_required", "refund_reason", "updated_at"])
+    outbox_record(event_type="payment.refund_required", aggregate=attempt, payload=_payload(attempt, reason=reason))
+
+
+# --- Attempts the provider never answered -------------------------------------------------
+
+
+def payment_attempts_fail_stale(*, now: datetime | None = None, timeout_s: float | None = None) -> int:
+    """Fail attempts still processing `timeout_s` after they started (beat task).
+
+    Each in its own short transaction, order then attempt locked; an order another
+    transaction holds (a webhook being applied) is skipped and seen on the next run. A
+    success that arrives later is flagged for refund, never applied. Returns how many failed.
+    """
+    now = now or timezone.now()
+    timeout_s = settings.PAYMENT_PROCESSING_TIMEOUT_S if timeout_s is None else timeout_s
+    cutoff = now - timedelta(seconds=timeout_s)
+    stale = list(
+        PaymentAttempt.objects.filter(status=PaymentStatus.PROCESSING, created_at__lte=cutoff)
+        .order_by("created_at", "id")
+        .values_list("pk", "order_id")[:500]
+    )
+    failed = 0
+    for attempt_id, order_id in stale:
+        with transaction.atomic():
+            if Order.objects.select_for_update(skip_locked=True).filter(pk=order_id).first() is None:
+                continue
+            attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt_id)
+            if attempt.is_final:
+                continue
+            _attempt_fail(
+                attempt=attempt,
+                code=FailureCode.TIMEOUT,
+                reason=f"No result from the payment provider within {timeout_s:g} seconds.",
+                now=now,
+            )
+            failed += 1
+    if failed:
+        logger.warning("failed %d payment attempts stuck in processing", failed)
+    return failed
