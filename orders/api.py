@@ -61,6 +61,8 @@ class CartItemApi(APIView):
 
 
 class CheckoutApi(APIView):
+    throttle_scope = "checkout"  # common/throttles.py: per user and per IP
+
     @extend_schema(
         request=CheckoutInput,
         responses={201: OrderOutput},

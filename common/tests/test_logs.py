@@ -1,0 +1,151 @@
+"""Structured logs: request id in and out, JSON lines, masking, outbox metadata, audit log."""
+
+import io
+import json
+import logging
+
+import pytest
+import structlog
+from django.conf import settings
+
+from common.audit import audit_record
+from common.logs import logging_config, mask_sensitive, mask_text
+from common.models import AuditLogEntry
+from common.tests.factories import ProductFactory, StaffFactory, UserFactory
+from common.tests.helpers import ADDRESS
+from orders.services import cart_add_item, cart_get_or_create
+from outbox.models import OutboxEvent
+
+
+@pytest.fixture
+def json_log_lines():
+    """The JSON lines the configured (production) formatter writes, as dicts."""
+    spec = dict(logging_config(log_format="json", level="INFO")["formatters"]["structlog"])
+    factory = spec.pop("()")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(factory(**spec))
+    root = logging.getLogger()
+    root.addHandler(handler)
+
+    def lines() -> list[dict]:
+        return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+    yield lines
+    root.removeHandler(handler)
+
+
+def test_settings_use_json_logs_when_debug_is_false():
+    assert settings.DEBUG is False
+    assert settings.LOG_FORMAT == "json"
+    assert logging_config(log_format="console", level="INFO")["formatters"]["structlog"]["()"]
+
+
+def test_request_id_is_taken_echoed_and_logged(db, client, json_log_lines):
+    response = client.get("/api/v1/products/", HTTP_X_REQUEST_ID="req-abc-123")
+    assert response.status_code == 200
+    assert response["X-Request-ID"] == "req-abc-123"
+    finished = [line for line in json_log_lines() if line.get("event") == "request_finished"]
+    assert finished, json_log_lines()
+    assert finished[-1]["request_id"] == "req-abc-123"
+    assert finished[-1]["code"] == 200
+    assert finished[-1]["level"] == "info"
+    assert "timestamp" in finished[-1]
+
+
+def test_a_request_id_is_made_when_missing_or_unsafe(db, client):
+    made = client.get("/health/live/")["X-Request-ID"]
+    assert len(made) == 32
+    unsafe = client.get("/health/live/", HTTP_X_REQUEST_ID="bad id\nforged log line")["X-Request-ID"]
+    assert unsafe != "bad id\nforged log line"
+    assert len(unsafe) == 32
+    assert client.get("/health/live/", HTTP_X_REQUEST_ID="x" * 200)["X-Request-ID"] != "x" * 200
+
+
+def test_outbox_events_carry_the_request_id(db, client_for):
+    user = UserFactory()
+    cart_add_item(cart=cart_get_or_create(user=user), sku=ProductFactory(on_hand=5).sku, quantity=1)
+    response = client_for(user).post(
+        "/api/v1/checkout/",
+        {"shipping_address": ADDRESS},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="log-1",
+        HTTP_X_REQUEST_ID="req-checkout-42",
+    )
+    assert response.status_code == 201
+    events = OutboxEvent.objects.filter(aggregate_id=str(response.json()["id"]), aggregate_type="orders.order")
+    assert events.exists()
+    assert {e.metadata["request_id"] for e in events} == {"req-checkout-42"}
+
+
+def test_passwords_tokens_and_emails_never_reach_the_log(db, client, json_log_lines):
+    user = UserFactory(username="alice", email="alice.liddell@example.com")
+    response = client.post(
+        "/api/v1/auth/token/",
+        {"username": "alice", "password": "pass-word-123"},
+        content_type="application/json",
+    )
+    token = response.json()["token"]
+    logging.getLogger("shop.test").warning(
+        "user %s signed in with Authorization: Token %s, password=pass-word-123", user.email, token
+    )
+    structlog.get_logger("shop.test").info("login", email=user.email, password="pass-word-123", token=token)
+    text = json.dumps(json_log_lines())
+    assert "pass-word-123" not in text
+    assert token not in text
+    assert "alice.liddell@example.com" not in text
+    assert "a***@example.com" in text
+
+
+def test_mask_sensitive_processor():
+    event = mask_sensitive(
+        None,
+        "info",
+        {
+            "event": "paid by bob@example.org with whsec_c2VjcmV0 and Bearer abcdef123456",
+            "password": "hunter2",
+            "headers": {"Authorization": "Token 123456789abc", "Accept": "json"},
+            "webhook_secret": "whsec_xyz",
+            "sessionid": "s3ss10n",
+            "request_id": "keep-me",
+            "items": ["carol@example.com", 3],
+        },
+    )
+    assert event["event"] == "paid by b***@example.org with whsec_*** and Bearer ***"
+    assert event["password"] == "***"
+    assert event["headers"] == {"Authorization": "***", "Accept": "json"}
+    assert event["webhook_secret"] == "***"
+    assert event["sessionid"] == "***"
+    assert event["request_id"] == "keep-me"
+    assert event["items"] == ["c***@example.com", 3]
+    assert mask_text("secret=abc123; api_key: 'k'") == "secret=***; api_key: ***"
+
+
+def test_audit_record_keeps_who_what_when_and_the_request_id(db):
+    staff = StaffFactory()
+    product = ProductFactory()
+    structlog.contextvars.bind_contextvars(request_id="req-audit-1")
+    try:
+        entry = audit_record(actor=staff, action="stock.edit", target=product, details={"on_hand": [10, 12]})
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id")
+    entry.refresh_from_db()
+    assert entry.actor == staff
+    assert entry.actor_username == staff.username
+    assert entry.action == "stock.edit"
+    assert (entry.target_type, entry.target_id) == ("inventory.product", str(product.pk))
+    assert entry.details == {"on_hand": [10, 12]}
+    assert entry.request_id == "req-audit-1"
+    assert entry.created_at is not None
+
+
+def test_audit_log_is_read_only_in_the_admin(db, client):
+    admin = StaffFactory(is_superuser=True)
+    entry = audit_record(actor=admin, action="invoice.void", target=None, details={})
+    client.force_login(admin)
+    assert client.get("/admin/common/auditlogentry/").status_code == 200
+    page = client.get(f"/admin/common/auditlogentry/{entry.pk}/change/")
+    assert page.status_code == 200
+    assert b'name="_save"' not in page.content
+    assert client.post(f"/admin/common/auditlogentry/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert AuditLogEntry.objects.filter(pk=entry.pk).exists()
