@@ -69,6 +69,33 @@ def run_in_threads(target: Callable[[int], Any], count: int, *, timeout: float =
     return outcomes
 
 
+def broker_queue() -> Any:
+    """The Redis client of this test run's broker (its own Redis database)."""
+    import redis
+
+    return redis.Redis.from_url(settings.CELERY_BROKER_URL)
+
+
+def queued_tasks(*, name: str | None = None, queue: str = "celery") -> list[tuple[str, list[Any]]]:
+    """(task name, args) of the messages waiting in a Celery queue on the Redis broker,
+    oldest first: what was really enqueued, without mocking Celery."""
+    import base64
+    import json
+
+    found = []
+    for raw in reversed(broker_queue().lrange(queue, 0, -1)):  # LPUSHed: newest first
+        message = json.loads(raw)
+        task = message["headers"]["task"]
+        args = json.loads(base64.b64decode(message["body"]))[0]
+        if name is None or task == name:
+            found.append((task, args))
+    return found
+
+
+def broker_purge(queue: str = "celery") -> None:
+    broker_queue().delete(queue)
+
+
 def worker_env(**overrides: str) -> dict[str, str]:
     """Environment for a worker process that shares this test run's database and broker."""
     db = connection.settings_dict
