@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
+from common.audit import audit_record
 from common.errors import ApplicationError
 from inventory.models import Product, Reservation, Stock
 from inventory.services import stock_set_on_hand
@@ -46,10 +47,16 @@ class ProductAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Product, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
+        before = Stock.objects.filter(product_id=obj.pk).values_list("on_hand", flat=True).first()
         try:
-            stock_set_on_hand(product_id=obj.pk, on_hand=form.cleaned_data["on_hand"])
+            stock = stock_set_on_hand(product_id=obj.pk, on_hand=form.cleaned_data["on_hand"])
         except ApplicationError as exc:  # a checkout reserved more in between: tell staff
             self.message_user(request, f"Stock not changed: {exc.message}", level="error")
+            return
+        if before != stock.on_hand:
+            audit_record(
+                actor=request.user, action="stock.edit", target=obj, details={"on_hand": [before, stock.on_hand]}
+            )
 
     @admin.display(ordering="stock__on_hand")
     def on_hand(self, obj: Product) -> int:

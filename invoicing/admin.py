@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
+from common.audit import audit_record
 from invoicing.models import Invoice, InvoiceLine, InvoiceSequence, InvoiceStatus
 from invoicing.selectors import invoice_gap_audit
 from invoicing.services import invoice_retry_now
@@ -67,9 +68,10 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry numbering now (pending invoices)")
     def retry_now(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
-        pending = list(queryset.filter(status=InvoiceStatus.PENDING).values_list("pk", flat=True))
-        for invoice_id in pending:
-            invoice_retry_now(invoice_id=invoice_id)
+        pending = list(queryset.filter(status=InvoiceStatus.PENDING))
+        for invoice in pending:
+            invoice_retry_now(invoice_id=invoice.pk)
+            audit_record(actor=request.user, action="invoice.retry_now", target=invoice, details={})
         skipped = queryset.count() - len(pending)
         self.message_user(
             request,
