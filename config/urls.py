@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounts/", include("common.urls")),
     path("", include("inventory.urls")),
     path("", include("orders.urls")),
+    path("", include("invoicing.urls")),
     path("", include("payments.urls")),
 ]
 

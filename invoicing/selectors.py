@@ -1,18 +1,51 @@
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import QuerySet
+from django.core import signing
+from django.db.models import Count, DecimalField, Max, Min, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate
 
-from invoicing.models import Invoice
-from orders.models import OrderStatus
+from common.money import ZERO, money_round
+from invoicing.models import Invoice, InvoiceStatus
+from orders.models import Order, OrderLine, OrderStatus
 from outbox.models import OutboxEvent
+from payments.models import PaymentAttempt, PaymentStatus
+
+
+def _paid_attempts() -> QuerySet[PaymentAttempt]:
+    """Money received: succeeded attempts, except successes flagged to be given back."""
+    return PaymentAttempt.objects.filter(status=PaymentStatus.SUCCEEDED, refund_required=False)
+
+
+def invoices_with_amounts(qs: QuerySet[Invoice]) -> QuerySet[Invoice]:
+    """Annotate `paid_total` (one subquery instead of a query per invoice)."""
+    paid = (
+        _paid_attempts()
+        .filter(order_id=OuterRef("order_id"))
+        .order_by()
+        .values("order_id")
+        .annotate(s=Sum("amount"))
+        .values("s")
+    )
+    return qs.annotate(
+        paid_total=Coalesce(
+            Subquery(paid, output_field=DecimalField(max_digits=12, decimal_places=2)),
+            Value(ZERO),
+            output_field=DecimalField(max_digits=12, decimal_places=2),
+        )
+    )
 
 
 def invoices_visible_to(user: User | AnonymousUser) -> QuerySet[Invoice]:
     """Staff see every invoice; a customer only those of their own orders."""
     if not user.is_authenticated:
         return Invoice.objects.none()
-    qs = Invoice.objects.select_related("order").prefetch_related("lines")
+    qs = invoices_with_amounts(Invoice.objects.select_related("order").prefetch_related("lines"))
     return qs if user.is_staff else qs.filter(order__user=user)
 
 
@@ -26,16 +59,51 @@ def invoice_for_order(*, user: User | AnonymousUser, order_id: int) -> Invoice:
 
 
 def invoice_amount_paid(*, invoice: Invoice) -> Decimal:
-    if invoice.order.status in (OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.REFUNDED):
-        return invoice.total
-    return Decimal("0.00")
+    """The sum of the order's succeeded payment attempts (a success flagged for refund does
+    not count). Uses the `paid_total` annotation when the queryset has it."""
+    paid = getattr(invoice, "paid_total", None)
+    if paid is None:
+        paid = _paid_attempts().filter(order_id=invoice.order_id).aggregate(s=Sum("amount"))["s"]
+    return money_round(Decimal(paid or ZERO), invoice.currency)
+
+
+def invoice_amount_due(*, invoice: Invoice) -> Decimal:
+    """What is still to be paid; nothing on a void invoice."""
+    if invoice.status == InvoiceStatus.VOID:
+        return money_round(ZERO, invoice.currency)
+    return max(invoice.total - invoice_amount_paid(invoice=invoice), money_round(ZERO, invoice.currency))
+
+
+def invoice_amount_committed(*, invoice: Invoice) -> Decimal:
+    """Paid plus in flight (processing attempts): what a new partial payment must fit under."""
+    in_flight = (
+        PaymentAttempt.objects.filter(order_id=invoice.order_id, status=PaymentStatus.PROCESSING).aggregate(
+            s=Sum("amount")
+        )["s"]
+        or ZERO
+    )
+    return invoice_amount_paid(invoice=invoice) + in_flight
+
+
+def invoice_has_processing_payment(*, invoice: Invoice) -> bool:
+    return PaymentAttempt.objects.filter(order_id=invoice.order_id, status=PaymentStatus.PROCESSING).exists()
 
 
 def invoice_payment_status(*, invoice: Invoice) -> str:
+    """unpaid | partially_paid | paid, derived from the succeeded payments."""
     paid = invoice_amount_paid(invoice=invoice)
     if paid >= invoice.total:
         return "paid"
     return "partially_paid" if paid > 0 else "unpaid"
+
+
+def invoice_is_overdue(*, invoice: Invoice) -> bool:
+    """Flagged overdue by the daily task and still not fully paid."""
+    return (
+        invoice.status == InvoiceStatus.ISSUED
+        and invoice.overdue_at is not None
+        and invoice_amount_paid(invoice=invoice) < invoice.total
+    )
 
 
 def invoice_events(*, invoice: Invoice, limit: int = 20) -> list[OutboxEvent]:
@@ -97,3 +165,197 @@ def invoice_gap_audit() -> list[dict[str, object]]:
             }
         )
     return report
+
+
+# --- The document ------------------------------------------------------------------------------
+
+
+def invoice_document_context(*, invoice: Invoice) -> dict[str, object]:
+    """Everything the PDF and the e-mails show, with a fingerprint of what can change after
+    issue (status, amount paid): a stored PDF with another fingerprint is stale."""
+    paid = invoice_amount_paid(invoice=invoice)
+    due = invoice_amount_due(invoice=invoice)
+    return {
+        "invoice": invoice,
+        "lines": list(invoice.lines.all()),
+        "tax_rows": invoice.tax_rows,
+        "seller": invoice.seller_details,
+        "buyer": invoice.billing_details,
+        "amount_paid": paid,
+        "amount_due": due,
+        "payment_status": invoice_payment_status(invoice=invoice),
+        "is_void": invoice.status == InvoiceStatus.VOID,
+        "fingerprint": f"{invoice.status}|{paid}",
+    }
+
+
+def invoice_document_filename(*, invoice: Invoice) -> str:
+    return f"invoice-{invoice.display_number}.pdf"
+
+
+# --- Payment links -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentLinkView:
+    """What a payment link leads to: `state` is payable, processing, paid, void, expired or
+    invalid; `payable` is the most this link may charge now (its bound amount, capped by
+    what is still due)."""
+
+    state: str
+    message: str
+    invoice: Invoice | None = None
+    link_amount: Decimal | None = None
+    payable: Decimal | None = None
+    amount_paid: Decimal | None = None
+    amount_due: Decimal | None = None
+    payment_status: str = ""
+
+
+def payment_link_resolve(*, token: str) -> PaymentLinkView:
+    """Check a link's signature and age (PAYMENT_LINK_TTL) and the invoice's state now."""
+    from invoicing.services import PAYMENT_LINK_SALT
+
+    try:
+        data = signing.loads(token, salt=PAYMENT_LINK_SALT, max_age=settings.PAYMENT_LINK_TTL)
+    except signing.SignatureExpired:
+        return PaymentLinkView(state="expired", message="This payment link has expired. Please ask us for a new one.")
+    except signing.BadSignature:
+        return PaymentLinkView(state="invalid", message="This payment link is not valid. Please check the address.")
+    try:
+        invoice_id, link_amount = int(data["invoice"]), Decimal(data["amount"])
+    except (KeyError, TypeError, ValueError, ArithmeticError):
+        return PaymentLinkView(state="invalid", message="This payment link is not valid. Please check the address.")
+    invoice = (
+        invoices_with_amounts(Invoice.objects.select_related("order__user").prefetch_related("lines"))
+        .filter(pk=invoice_id)
+        .first()
+    )
+    if invoice is None or invoice.status == InvoiceStatus.PENDING or invoice.currency != data.get("currency"):
+        return PaymentLinkView(state="invalid", message="This payment link is not valid. Please check the address.")
+    paid, due = invoice_amount_paid(invoice=invoice), invoice_amount_due(invoice=invoice)
+    view = PaymentLinkView(
+        state="payable",
+        message=f"Invoice {invoice.display_number}: {min(link_amount, due)} {invoice.currency} to pay.",
+        invoice=invoice,
+        link_amount=link_amount,
+        payable=min(link_amount, due),
+        amount_paid=paid,
+        amount_due=due,
+        payment_status=invoice_payment_status(invoice=invoice),
+    )
+    if invoice.status == InvoiceStatus.VOID:
+        return replace(
+            view, state="void", payable=None, message=f"Invoice {invoice.display_number} was voided; nothing is due."
+        )
+    if due <= 0:
+        return replace(
+            view, state="paid", payable=None, message=f"Invoice {invoice.display_number} is paid. Thank you!"
+        )
+    if invoice_has_processing_payment(invoice=invoice):
+        return replace(
+            view,
+            state="processing",
+            payable=None,
+            message="A payment for this invoice is being processed. This page updates when it completes.",
+        )
+    return view
+
+
+# --- Daily sales report ------------------------------------------------------------------------
+
+
+def _day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def _money_by_currency(rows: Iterable[tuple[str, Decimal | None]]) -> dict[str, str]:
+    return {currency: str(money_round(amount or ZERO, currency)) for currency, amount in sorted(rows)}
+
+
+def sales_report_build(*, day: date) -> dict[str, Any]:
+    """The figures of one UTC day, JSON-ready (amounts are decimal strings, per currency).
+
+    - orders placed: orders whose `placed_at` falls in the day (paid storefront orders,
+      finalized staff orders), not since cancelled; revenue = their totals, per currency;
+    - invoices issued in the day, and the number range per series;
+    - payments completed in the day: succeeded (amounts) and failed; refunds flagged;
+    - top products of the day's orders by units.
+    """
+    start, end = _day_bounds(day)
+    placed = Order.objects.filter(placed_at__gte=start, placed_at__lt=end).exclude(status=OrderStatus.CANCELLED)
+    by_currency = placed.order_by().values_list("currency").annotate(n=Count("id"), revenue=Sum("total"))
+    orders = {cur: {"count": n, "revenue": str(money_round(rev or ZERO, cur))} for cur, n, rev in sorted(by_currency)}
+
+    issued = Invoice.objects.filter(issued_at__gte=start, issued_at__lt=end, number__isnull=False)
+    ranges = [
+        {"series": series, "count": n, "first": low, "last": high}
+        for series, n, low, high in issued.order_by()
+        .values_list("series")
+        .annotate(n=Count("id"), low=Min("number"), high=Max("number"))
+        .order_by("series")
+    ]
+
+    completed = PaymentAttempt.objects.filter(completed_at__gte=start, completed_at__lt=end).order_by()
+    succeeded = completed.filter(status=PaymentStatus.SUCCEEDED, refund_required=False)
+    refunds = PaymentAttempt.objects.filter(refund_required=True, updated_at__gte=start, updated_at__lt=end).order_by()
+
+    top = (
+        OrderLine.objects.filter(order__in=placed, product__isnull=False)
+        .order_by()
+        .values("sku", "name", "order__currency")
+        .annotate(units=Sum("quantity"), revenue=Sum("line_total"))
+        .order_by("-units", "-revenue", "sku")[: settings.SALES_REPORT_TOP_PRODUCTS]
+    )
+    return {
+        "date": day.isoformat(),
+        "orders": {"count": sum(o["count"] for o in orders.values()), "by_currency": orders},
+        "revenue": {cur: o["revenue"] for cur, o in orders.items()},
+        "invoices": {"count": sum(r["count"] for r in ranges), "ranges": ranges},
+        "payments": {
+            "succeeded": {
+                "count": succeeded.count(),
+                "by_currency": _money_by_currency(succeeded.values_list("currency").annotate(s=Sum("amount"))),
+            },
+            "failed": {"count": completed.filter(status=PaymentStatus.FAILED).count()},
+        },
+        "refunds_flagged": {
+            "count": refunds.count(),
+            "by_currency": _money_by_currency(refunds.values_list("currency").annotate(s=Sum("amount"))),
+        },
+        "top_products": [
+            {
+                "sku": row["sku"],
+                "name": row["name"],
+                "units": row["units"],
+                "revenue": str(money_round(row["revenue"], row["order__currency"])),
+                "currency": row["order__currency"],
+            }
+            for row in top
+        ],
+    }
+
+
+def sales_revenue_by_day(*, last_day: date, days: int = 30) -> dict[str, list[tuple[date, Decimal]]]:
+    """Revenue (totals of orders placed, not cancelled) per currency for each of `days` days
+    ending with `last_day`; days without sales are zero."""
+    first_day = last_day - timedelta(days=days - 1)
+    start, _ = _day_bounds(first_day)
+    _, end = _day_bounds(last_day)
+    rows = (
+        Order.objects.filter(placed_at__gte=start, placed_at__lt=end)
+        .exclude(status=OrderStatus.CANCELLED)
+        .annotate(day=TruncDate("placed_at", tzinfo=UTC))
+        .order_by()
+        .values_list("currency", "day")
+        .annotate(revenue=Sum("total"))
+    )
+    totals: dict[str, dict[date, Decimal]] = {}
+    for currency, day, revenue in rows:
+        totals.setdefault(currency, {})[day] = money_round(revenue or ZERO, currency)
+    all_days = [first_day + timedelta(days=i) for i in range(days)]
+    return {
+        currency: [(d, per_day.get(d, money_round(ZERO, currency))) for d in all_days]
+        for currency, per_day in sorted(totals.items())
+    }

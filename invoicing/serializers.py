@@ -1,9 +1,16 @@
 from typing import Any
 
+from django.urls import reverse
 from rest_framework import serializers
 
 from invoicing.models import Invoice
-from invoicing.selectors import invoice_amount_paid, invoice_events, invoice_payment_status
+from invoicing.selectors import (
+    invoice_amount_due,
+    invoice_amount_paid,
+    invoice_events,
+    invoice_is_overdue,
+    invoice_payment_status,
+)
 
 
 class InvoiceLineOutput(serializers.Serializer):
@@ -13,6 +20,12 @@ class InvoiceLineOutput(serializers.Serializer):
     unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
     tax_rate = serializers.DecimalField(max_digits=5, decimal_places=4)
     line_total = serializers.DecimalField(max_digits=12, decimal_places=2)
+
+
+class TaxRowOutput(serializers.Serializer):
+    rate = serializers.DecimalField(max_digits=5, decimal_places=4)
+    net = serializers.DecimalField(max_digits=12, decimal_places=2)
+    tax = serializers.DecimalField(max_digits=12, decimal_places=2)
 
 
 class OrderInvoiceOutput(serializers.Serializer):
@@ -52,21 +65,39 @@ class InvoiceOutput(serializers.Serializer):
     last_attempt_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
 
+    overdue = serializers.SerializerMethodField()
+    overdue_since = serializers.DateTimeField(source="overdue_at", allow_null=True)
+    voided_at = serializers.DateTimeField(allow_null=True)
+    void_reason = serializers.CharField()
+    due_days = serializers.IntegerField()
+    allow_partial = serializers.BooleanField()
+    notes = serializers.CharField()
+    tax_breakdown = TaxRowOutput(many=True, source="tax_rows")
+    seller = serializers.DictField(source="seller_details", child=serializers.CharField())
+    buyer = serializers.DictField(source="billing_details", child=serializers.CharField())
+    pdf_url = serializers.SerializerMethodField()
+
     def get_amount_paid(self, invoice: Invoice) -> str:
         return str(invoice_amount_paid(invoice=invoice))
 
     def get_amount_due(self, invoice: Invoice) -> str:
-        return str(invoice.total - invoice_amount_paid(invoice=invoice))
+        return str(invoice_amount_due(invoice=invoice))
 
     def get_payment_status(self, invoice: Invoice) -> str:
         return invoice_payment_status(invoice=invoice)
 
     def get_issue_date(self, invoice: Invoice) -> str | None:
-        return invoice.issued_at.date().isoformat() if invoice.issued_at else None
+        return invoice.issue_date.isoformat() if invoice.issue_date else None
 
     def get_due_date(self, invoice: Invoice) -> str | None:
-        # Storefront orders are paid before they are invoiced: due on issue.
-        return invoice.issued_at.date().isoformat() if invoice.issued_at else None
+        # Issue date + payment terms (0 days for storefront orders: paid before issue).
+        return invoice.due_date.isoformat() if invoice.due_date else None
+
+    def get_overdue(self, invoice: Invoice) -> bool:
+        return invoice_is_overdue(invoice=invoice)
+
+    def get_pdf_url(self, invoice: Invoice) -> str | None:
+        return reverse("api-invoice-pdf", args=[invoice.pk]) if invoice.number is not None else None
 
 
 class InvoiceEventOutput(serializers.Serializer):
@@ -89,3 +120,15 @@ class InvoiceDetailOutput(InvoiceOutput):
 
     def get_events(self, invoice: Invoice) -> list[dict[str, Any]]:
         return list(InvoiceEventOutput(invoice_events(invoice=invoice), many=True).data)
+
+
+class InvoiceVoidInput(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+
+
+class PaymentLinkOutput(serializers.Serializer):
+    url = serializers.URLField()
+    expires_at = serializers.DateTimeField()
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2)
+    currency = serializers.CharField()
+    invoice_id = serializers.IntegerField()

@@ -7,16 +7,38 @@ the few statements that write the invoice and its event. See docs/invoice-number
 import logging
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
+from django.core import signing
+from django.core.mail import EmailMultiAlternatives
 from django.db import connection, transaction
 from django.db.models import F, Q
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
-from invoicing.models import Invoice, InvoiceLine, InvoiceSequence, InvoiceStatus
-from orders.models import Order
+from common.errors import Conflict, IllegalTransition, NotFound, ValidationFailed
+from common.metrics import metrics_invoice_attempt, metrics_invoice_issued, metrics_invoice_simulated_failure
+from common.money import ZERO, money_round
+from invoicing.models import (
+    INVOICE_TRANSITIONS,
+    Invoice,
+    InvoiceDocument,
+    InvoiceLine,
+    InvoiceSequence,
+    InvoiceState,
+    InvoiceStatus,
+    InvoiceStatusChange,
+    SalesReport,
+)
+from orders.models import Order, OrderLine, OrderStatus
+from orders.pricing import taxable_by_rate
 from outbox.services import outbox_record
+from payments.models import PaymentAttempt
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +57,7 @@ class FaultInjector:
 
     def maybe_fail(self, *, invoice: Invoice, number: int) -> None:
         if self.rate > 0 and self.rng.random() < self.rate:
+            metrics_invoice_simulated_failure(series=invoice.series)
             raise InvoiceAttemptFailed(f"simulated fault while issuing number {number} (rate {self.rate})")
 
 
@@ -47,14 +70,30 @@ def invoice_series_for(*, at: datetime) -> str:
     return f"{base}-{at.year}" if settings.INVOICE_SERIES_YEARLY_RESET else base
 
 
-def invoice_create_for_order(*, order: Order) -> Invoice:
+@dataclass(frozen=True)
+class InvoiceTerms:
+    """What staff billing adds to an invoice. The storefront's default: due on issue (the
+    order is paid before it is invoiced), billed to the shipping address, paid in full."""
+
+    due_days: int = 0
+    allow_partial: bool = False
+    notes: str = ""
+    billing_details: dict[str, str] | None = None
+
+
+def invoice_create_for_order(*, order: Order, terms: InvoiceTerms | None = None) -> Invoice:
     """Create the order's pending invoice inside the transaction that places the order,
-    and ask a worker to number it once that transaction commits. Idempotent per order."""
+    and ask a worker to number it once that transaction commits. Idempotent per order.
+
+    The document's content is snapshotted here (lines, tax by rate, seller and buyer,
+    terms) and never edited afterwards: corrections are a void plus a new invoice."""
     if not connection.in_atomic_block:
         raise RuntimeError("invoice_create_for_order must run in the order's transaction")
     existing = Invoice.objects.filter(order=order).first()
     if existing is not None:
         return existing
+    terms = terms or InvoiceTerms()
+    lines = list(order.lines.all())
     invoice = Invoice.objects.create(
         order=order,
         series=settings.INVOICE_SERIES,
@@ -64,6 +103,12 @@ def invoice_create_for_order(*, order: Order) -> Invoice:
         shipping=order.shipping,
         tax=order.tax,
         total=order.total,
+        seller_details=dict(settings.SELLER),
+        billing_details=terms.billing_details or billing_details_from_address(order.shipping_address),
+        tax_breakdown=invoice_tax_breakdown(order=order, lines=lines),
+        due_days=terms.due_days,
+        allow_partial=terms.allow_partial,
+        notes=terms.notes,
     )
     InvoiceLine.objects.bulk_create(
         InvoiceLine(
@@ -75,7 +120,7 @@ def invoice_create_for_order(*, order: Order) -> Invoice:
             tax_rate=line.tax_rate,
             line_total=line.line_total,
         )
-        for line in order.lines.all()
+        for line in lines
     )
     outbox_record(
         event_type="invoice.created",
@@ -124,6 +169,7 @@ def invoice_assign_number(*, invoice_id: int, fault: FaultInjector | None = None
         with transaction.atomic():
             invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
             if invoice.number is not None or invoice.status != InvoiceStatus.PENDING:
+                metrics_invoice_attempt(outcome="noop")
                 return invoice
             now = timezone.now()
             series = invoice_series_for(at=now)
@@ -144,10 +190,14 @@ def invoice_assign_number(*, invoice_id: int, fault: FaultInjector | None = None
                 aggregate=invoice,
                 payload={"invoice_id": invoice.pk, "order_id": invoice.order_id, "series": series, "number": number},
             )
+            invoice_enqueue_pdf(invoice_id=invoice.pk)  # on commit; its own queue, off this hot path
     except InvoiceAttemptFailed as exc:
+        metrics_invoice_attempt(outcome="failed")
         invoice_record_failed_attempt(invoice_id=invoice_id, error=str(exc))
         raise
     invoice.refresh_from_db()
+    metrics_invoice_attempt(outcome="issued")
+    metrics_invoice_issued(series=invoice.series, placed_at=invoice.created_at, issued_at=invoice.issued_at)
     return invoice
 
 
@@ -184,3 +234,547 @@ def invoice_retry_now(*, invoice_id: int) -> None:
     # Remember the enqueue so the sweeper does not enqueue it again at once.
     Invoice.objects.filter(pk=invoice_id, status=InvoiceStatus.PENDING).update(enqueued_at=timezone.now())
     assign_invoice_number.delay(invoice_id)
+
+
+# --- The document's content --------------------------------------------------------------------
+
+
+def billing_details_from_address(address: dict[str, Any]) -> dict[str, str]:
+    """Buyer details of a storefront invoice: the order's address, as given at checkout."""
+    keys = ("name", "line1", "line2", "city", "postal_code", "country")
+    return {k: str(address[k]) for k in keys if address.get(k)}
+
+
+def invoice_tax_breakdown(*, order: Order, lines: list[OrderLine]) -> list[dict[str, str]]:
+    """Net and tax per rate by the pricing rule the order was priced with (decimal strings).
+
+    The order's snapshotted tax is authoritative: should the rule's settings have changed
+    between checkout and invoicing (the shipping rate), the difference goes on the largest
+    row, so the rows always add up to the invoice's tax and total."""
+    currency = order.currency
+    net_by_rate = taxable_by_rate(
+        lines=[(line.line_total, line.tax_rate) for line in lines],
+        discount=order.discount,
+        shipping=order.shipping,
+        currency=currency,
+    )
+    rows = [[rate, money_round(net, currency), money_round(net * rate, currency)] for rate, net in net_by_rate.items()]
+    difference = order.tax - sum((row[2] for row in rows), ZERO)
+    if rows and difference:
+        logger.warning("order %s: tax by rate differs from the order's tax by %s", order.pk, difference)
+        max(rows, key=lambda row: row[2])[2] += difference
+    return [{"rate": str(rate), "net": str(net), "tax": str(tax)} for rate, net, tax in rows]
+
+
+# --- State machine: void and overdue -----------------------------------------------------------
+
+
+class InvoiceNotIssued(Conflict):
+    code = "invoice_not_issued"
+
+
+class InvoicePaid(Conflict):
+    code = "invoice_paid"
+
+
+class InvoiceVoid(Conflict):
+    code = "invoice_void"
+
+
+class PaymentInProgress(Conflict):
+    code = "payment_in_progress"
+
+
+def _lock_order_then_invoice(*, invoice_id: int) -> tuple[Order, Invoice]:
+    """Lock order: order -> invoice (-> invoice sequence). Raises NotFound."""
+    from orders.services import order_lock
+
+    order_id = Invoice.objects.filter(pk=invoice_id).values_list("order_id", flat=True).first()
+    if order_id is None:
+        raise NotFound("No such invoice.")
+    order = order_lock(order_id=order_id)
+    invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
+    invoice.order = order
+    return order, invoice
+
+
+def _invoice_transition(
+    *, invoice: Invoice, to: str, reason: str, actor: User | None, changes: dict[str, Any]
+) -> Invoice:
+    """Check INVOICE_TRANSITIONS, write `changes` guarded by the current status, record the
+    change and an `invoice.<to>` OutboxEvent. Caller holds the invoice row lock."""
+    from_state = invoice.state
+    if to not in INVOICE_TRANSITIONS.get(from_state, set()):
+        raise IllegalTransition(
+            f"An invoice cannot go from {from_state} to {to}.", details={"from": from_state, "to": to}
+        )
+    now = timezone.now()
+    updated = Invoice.objects.filter(pk=invoice.pk, status=invoice.status).update(**changes, updated_at=now)
+    if not updated:
+        raise IllegalTransition("The invoice changed meanwhile.", details={"from": from_state, "to": to})
+    for name, value in changes.items():
+        setattr(invoice, name, value)
+    InvoiceStatusChange.objects.create(
+        invoice=invoice, from_state=from_state, to_state=to, reason=reason[:200], actor=actor
+    )
+    outbox_record(
+        event_type=f"invoice.{to}",
+        aggregate=invoice,
+        payload={
+            "invoice_id": invoice.pk,
+            "order_id": invoice.order_id,
+            "number": invoice.number,
+            "from": from_state,
+            "to": to,
+            "reason": reason,
+            "actor_id": actor.pk if actor else None,
+        },
+    )
+    return invoice
+
+
+def invoice_void(*, invoice_id: int, actor: User | None = None, reason: str = "") -> Invoice:
+    """Void an issued invoice nobody has paid anything on: the number stays used, the
+    invoice stays visible (marked VOID) and can no longer be paid; the order is cancelled
+    and its held stock released. One transaction.
+
+    Raises IllegalTransition (pending or already void), InvoicePaid (money received or the
+    order paid), PaymentInProgress (an attempt is processing), NotFound. Nothing changes then.
+    """
+    from invoicing.selectors import invoice_amount_paid, invoice_has_processing_payment
+    from orders.services import order_cancel
+
+    with transaction.atomic():
+        order, invoice = _lock_order_then_invoice(invoice_id=invoice_id)
+        if InvoiceState.VOID not in INVOICE_TRANSITIONS.get(invoice.state, set()):
+            raise IllegalTransition(
+                f"A {invoice.state} invoice cannot be voided.", details={"from": invoice.state, "to": "void"}
+            )
+        paid = invoice_amount_paid(invoice=invoice)
+        if paid > 0 or order.status != OrderStatus.PENDING_PAYMENT:
+            raise InvoicePaid(
+                f"Invoice {invoice.display_number} has payments ({paid} {invoice.currency}); it cannot be voided.",
+                details={"amount_paid": str(paid), "order_status": order.status},
+            )
+        if invoice_has_processing_payment(invoice=invoice):
+            raise PaymentInProgress("A payment for this invoice is being processed; try again once it has completed.")
+        _invoice_transition(
+            invoice=invoice,
+            to=InvoiceState.VOID,
+            reason=reason or "voided by staff",
+            actor=actor,
+            changes={"status": InvoiceStatus.VOID, "voided_at": timezone.now(), "void_reason": reason[:200]},
+        )
+        order_cancel(order_id=order.pk, reason=f"invoice {invoice.display_number} void", actor=actor)
+        invoice_enqueue_pdf(invoice_id=invoice.pk)  # the stored PDF gets its VOID watermark
+    return invoice
+
+
+def invoice_mark_overdue(*, invoice_id: int, now: datetime | None = None) -> Invoice:
+    """Flag an issued invoice whose due date has passed with an amount still due, and
+    e-mail its one reminder after commit. Raises IllegalTransition with nothing changed
+    when it is pending, void, already overdue, not yet past due or fully paid."""
+    from invoicing.selectors import invoice_amount_due
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        order, invoice = _lock_order_then_invoice(invoice_id=invoice_id)
+        due_date = invoice.due_date
+        if invoice.state == InvoiceState.ISSUED and due_date is not None:
+            if due_date >= now.date():
+                raise IllegalTransition(
+                    f"Invoice {invoice.display_number} is due on {due_date}; it is not overdue yet.",
+                    details={"from": invoice.state, "to": "overdue", "due_date": due_date.isoformat()},
+                )
+            if order.status != OrderStatus.PENDING_PAYMENT or invoice_amount_due(invoice=invoice) <= 0:
+                raise IllegalTransition(
+                    f"Invoice {invoice.display_number} is paid; it cannot become overdue.",
+                    details={"from": invoice.state, "to": "overdue"},
+                )
+        _invoice_transition(
+            invoice=invoice,
+            to=InvoiceState.OVERDUE,
+            reason=f"unpaid after the due date {due_date}",
+            actor=None,
+            changes={"overdue_at": now},
+        )
+        invoice_enqueue_reminder(invoice_id=invoice.pk)
+    return invoice
+
+
+def invoices_mark_overdue(*, now: datetime | None = None) -> list[int]:
+    """The daily sweep: flag every issued, unpaid invoice past its due date (each in its own
+    transaction), and re-enqueue reminders that were never sent. Returns the ids flagged."""
+    now = now or timezone.now()
+    candidates = Invoice.objects.filter(
+        status=InvoiceStatus.ISSUED, overdue_at__isnull=True, order__status=OrderStatus.PENDING_PAYMENT
+    ).values_list("pk", "issued_at", "due_days")
+    flagged = []
+    for invoice_id, issued_at, due_days in candidates.iterator():
+        if issued_at is None or issued_at.date() + timedelta(days=due_days) >= now.date():
+            continue
+        try:
+            invoice_mark_overdue(invoice_id=invoice_id, now=now)
+        except (IllegalTransition, NotFound) as exc:  # paid or voided meanwhile
+            logger.info("invoice %s not marked overdue: %s", invoice_id, exc)
+            continue
+        flagged.append(invoice_id)
+    unsent = Invoice.objects.filter(
+        status=InvoiceStatus.ISSUED,
+        overdue_at__isnull=False,
+        reminder_sent_at__isnull=True,
+        order__status=OrderStatus.PENDING_PAYMENT,
+    ).exclude(pk__in=flagged)
+    for invoice_id in unsent.values_list("pk", flat=True):
+        invoice_enqueue_reminder(invoice_id=invoice_id)
+    if flagged:
+        logger.info("marked %d invoices overdue", len(flagged))
+    return flagged
+
+
+def invoice_enqueue_reminder(*, invoice_id: int) -> None:
+    from invoicing.tasks import send_overdue_reminder
+
+    transaction.on_commit(lambda: send_overdue_reminder.delay(invoice_id), robust=True)
+
+
+def invoice_reminder_send(*, invoice_id: int) -> bool:
+    """E-mail the one overdue reminder (with the PDF and a fresh payment link). Sent inside
+    the transaction that holds the invoice row and records `reminder_sent_at`: a second
+    run waits, then sees it sent. Returns False when there is nothing to send."""
+    from invoicing.selectors import invoice_amount_due
+
+    with transaction.atomic():
+        # Only the invoice row: a payment for the order is not held up by the mail server.
+        invoice = (
+            Invoice.objects.select_for_update(of=("self",)).select_related("order__user").filter(pk=invoice_id).first()
+        )
+        if invoice is None:
+            raise NotFound("No such invoice.")
+        if (
+            invoice.reminder_sent_at is not None
+            or invoice.order.status != OrderStatus.PENDING_PAYMENT
+            or invoice.state != InvoiceState.OVERDUE
+            or invoice_amount_due(invoice=invoice) <= 0
+        ):
+            return False
+        link = invoice_payment_link_create(invoice_id=invoice.pk)
+        recipient = _invoice_recipient(invoice=invoice)
+        message = _invoice_email(invoice=invoice, template="reminder", to=recipient, link=link)
+        message.send()
+        now = timezone.now()
+        Invoice.objects.filter(pk=invoice.pk).update(reminder_sent_at=now, updated_at=now)
+        outbox_record(
+            event_type="invoice.reminder_sent",
+            aggregate=invoice,
+            payload={"invoice_id": invoice.pk, "to": recipient, "amount_due": link.amount},
+        )
+    return True
+
+
+# --- E-mail ------------------------------------------------------------------------------------
+
+
+def _invoice_recipient(*, invoice: Invoice) -> str:
+    email = invoice.billing_details.get("email") or invoice.order.user.email
+    if not email:
+        raise ValidationFailed(
+            f"No e-mail address for invoice {invoice.display_number}: set one on the customer's billing profile.",
+            details={"email": ["Missing."]},
+        )
+    return str(email)
+
+
+def _invoice_email(*, invoice: Invoice, template: str, to: str, link: "PaymentLink | None") -> EmailMultiAlternatives:
+    from invoicing.selectors import invoice_document_context
+
+    document = invoice_pdf_store(invoice_id=invoice.pk)
+    context = {
+        **invoice_document_context(invoice=invoice),
+        "pay_url": f"{settings.SITE_URL}{link.path}" if link else "",
+        "link": link,
+    }
+    subject = render_to_string(f"invoicing/email/{template}_subject.txt", context).strip()
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string(f"invoicing/email/{template}.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[to],
+        reply_to=[invoice.seller_details.get("email") or settings.DEFAULT_FROM_EMAIL],
+    )
+    message.attach_alternative(render_to_string(f"invoicing/email/{template}.html", context), "text/html")
+    message.attach(f"invoice-{invoice.display_number}.pdf", bytes(document.pdf), "application/pdf")
+    return message
+
+
+def invoice_send_email(*, invoice_id: int, actor: User | None = None) -> Invoice:
+    """E-mail an issued invoice to the customer with its PDF attached and, while money is
+    due, a payment link. Raises InvoiceNotIssued (pending), InvoiceVoid, ValidationFailed
+    (no address). Records `sent_at` and an `invoice.sent` event."""
+    from invoicing.selectors import invoice_amount_due
+
+    invoice = Invoice.objects.select_related("order__user").filter(pk=invoice_id).first()
+    if invoice is None:
+        raise NotFound("No such invoice.")
+    if invoice.status == InvoiceStatus.PENDING:
+        raise InvoiceNotIssued("The invoice has no number yet; send it once it is issued.")
+    if invoice.status == InvoiceStatus.VOID:
+        raise InvoiceVoid(f"Invoice {invoice.display_number} is void; it is not sent.")
+    recipient = _invoice_recipient(invoice=invoice)
+    link = invoice_payment_link_create(invoice_id=invoice.pk) if invoice_amount_due(invoice=invoice) > 0 else None
+    _invoice_email(invoice=invoice, template="invoice", to=recipient, link=link).send()
+    with transaction.atomic():
+        now = timezone.now()
+        Invoice.objects.filter(pk=invoice.pk).update(sent_at=now, updated_at=now)
+        invoice.sent_at = now
+        outbox_record(
+            event_type="invoice.sent",
+            aggregate=invoice,
+            payload={"invoice_id": invoice.pk, "to": recipient, "actor_id": actor.pk if actor else None},
+        )
+    return invoice
+
+
+# --- PDF ---------------------------------------------------------------------------------------
+
+
+def invoice_enqueue_pdf(*, invoice_id: int) -> None:
+    """Render the stored PDF after the current transaction commits (documents queue). A
+    lost message costs nothing: the download renders a missing or stale PDF on demand."""
+    from invoicing.tasks import render_invoice_pdf
+
+    transaction.on_commit(lambda: render_invoice_pdf.delay(invoice_id), robust=True)
+
+
+def invoice_pdf_store(*, invoice_id: int, force: bool = False) -> InvoiceDocument:
+    """The invoice's PDF as it should look now (status, amounts paid), rendered and stored
+    if missing or stale, else the stored one. Raises InvoiceNotIssued while pending (a
+    document without a number does not exist), NotFound."""
+    from invoicing.pdf import render_invoice_pdf_bytes
+    from invoicing.selectors import invoice_document_context
+
+    invoice = Invoice.objects.select_related("order__user").prefetch_related("lines").filter(pk=invoice_id).first()
+    if invoice is None:
+        raise NotFound("No such invoice.")
+    if invoice.status == InvoiceStatus.PENDING:
+        raise InvoiceNotIssued(
+            "The invoice is pending: it gets its number and its PDF in a moment. Try again shortly.",
+            details={"invoice_id": invoice.pk, "status": invoice.status},
+        )
+    context = invoice_document_context(invoice=invoice)
+    fingerprint = str(context["fingerprint"])
+    if not force:
+        stored = InvoiceDocument.objects.filter(invoice_id=invoice.pk, fingerprint=fingerprint).first()
+        if stored is not None:
+            return stored
+    pdf, pages = render_invoice_pdf_bytes(context=context)
+    document = InvoiceDocument(
+        invoice_id=invoice.pk,
+        pdf=pdf,
+        fingerprint=fingerprint,
+        page_count=pages,
+        size=len(pdf),
+        rendered_at=timezone.now(),
+    )
+    # An upsert: two concurrent renders of one invoice both succeed, the last one stays.
+    InvoiceDocument.objects.bulk_create(
+        [document],
+        update_conflicts=True,
+        unique_fields=["invoice"],
+        update_fields=["pdf", "fingerprint", "page_count", "size", "rendered_at"],
+    )
+    return document
+
+
+# --- Payment links -----------------------------------------------------------------------------
+
+PAYMENT_LINK_SALT = "invoicing.payment-link"
+
+
+@dataclass(frozen=True)
+class PaymentLink:
+    token: str
+    path: str
+    invoice_id: int
+    amount: Decimal
+    currency: str
+    expires_at: datetime
+
+
+def invoice_payment_link_create(*, invoice_id: int, actor: User | None = None) -> PaymentLink:
+    """A signed, expiring link to pay an issued invoice, bound to the invoice and to its
+    amount due now (the most the link can ever charge). Stateless: the signature is the
+    record; an `invoice.payment_link_created` event is the audit trail.
+
+    Raises InvoiceNotIssued (pending), InvoiceVoid, InvoicePaid (nothing due), NotFound."""
+    from invoicing.selectors import invoice_amount_due
+
+    invoice = Invoice.objects.select_related("order").filter(pk=invoice_id).first()
+    if invoice is None:
+        raise NotFound("No such invoice.")
+    if invoice.status == InvoiceStatus.PENDING:
+        raise InvoiceNotIssued("The invoice has no number yet; create the payment link once it is issued.")
+    if invoice.status == InvoiceStatus.VOID:
+        raise InvoiceVoid(f"Invoice {invoice.display_number} is void; it cannot be paid.")
+    amount = invoice_amount_due(invoice=invoice)
+    if amount <= 0:
+        raise InvoicePaid(f"Invoice {invoice.display_number} is paid; nothing is due.")
+    token = signing.dumps(
+        {"invoice": invoice.pk, "amount": str(amount), "currency": invoice.currency}, salt=PAYMENT_LINK_SALT
+    )
+    expires_at = timezone.now() + settings.PAYMENT_LINK_TTL
+    with transaction.atomic():
+        outbox_record(
+            event_type="invoice.payment_link_created",
+            aggregate=invoice,
+            payload={
+                "invoice_id": invoice.pk,
+                "amount": amount,
+                "currency": invoice.currency,
+                "expires_at": expires_at,
+                "actor_id": actor.pk if actor else None,
+            },
+        )
+    return PaymentLink(
+        token=token,
+        path=reverse("invoice-pay", args=[token]),
+        invoice_id=invoice.pk,
+        amount=amount,
+        currency=invoice.currency,
+        expires_at=expires_at,
+    )
+
+
+# --- Daily sales report ------------------------------------------------------------------------
+
+
+def sales_report_send(*, day: date) -> SalesReport:
+    """Build `day`'s report, store it and e-mail it to STAFF_EMAILS once. The row per day
+    (unique date) is locked while sending, so a second run (or a concurrent one) waits and
+    then finds `sent_at` set: it sends nothing. A failed send rolls back and is retried."""
+    from invoicing.selectors import sales_report_build
+
+    SalesReport.objects.bulk_create([SalesReport(date=day, generated_at=timezone.now())], ignore_conflicts=True)
+    with transaction.atomic():
+        report = SalesReport.objects.select_for_update().get(date=day)
+        if report.sent_at is not None:
+            return report
+        data = sales_report_build(day=day)
+        context = {"report": data, "day": day, "site_url": settings.SITE_URL}
+        message = EmailMultiAlternatives(
+            subject=render_to_string("invoicing/email/sales_report_subject.txt", context).strip(),
+            body=render_to_string("invoicing/email/sales_report.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=list(settings.STAFF_EMAILS),
+        )
+        message.attach_alternative(render_to_string("invoicing/email/sales_report.html", context), "text/html")
+        message.send()
+        now = timezone.now()
+        report.data = data
+        report.generated_at = now
+        report.sent_at = now
+        report.recipients = list(settings.STAFF_EMAILS)
+        report.save(update_fields=["data", "generated_at", "sent_at", "recipients"])
+        outbox_record(
+            event_type="sales_report.sent",
+            aggregate=report,
+            payload={"date": day.isoformat(), "recipients": report.recipients},
+        )
+    return report
+
+
+# --- Paying an invoice (the payment seams) -----------------------------------------------------
+
+
+class AmountExceedsDue(Conflict):
+    code = "amount_exceeds_due"
+
+
+def invoice_payment_amount(*, order: Order, requested: Decimal | None = None) -> Decimal:
+    """The amount a new payment attempt for `order` takes. Call with the order row locked
+    (payments.services.payment_attempt_create does): the invoice row is locked next.
+
+    A storefront order (not placed before payment, no invoice yet) is paid in one go: its
+    total. A staff-billed order is paid against its invoice: by default what is due and
+    not already in flight; a smaller amount only when the invoice allows partial payments;
+    never more than total - (paid + processing), so concurrent partial payments cannot
+    exceed the total. Raises InvoiceNotIssued, InvoiceVoid, InvoicePaid, AmountExceedsDue,
+    ValidationFailed (partial not allowed, not a whole minor unit)."""
+    from invoicing.selectors import invoice_amount_committed
+
+    currency = order.currency
+    if requested is not None and (requested <= 0 or requested != money_round(requested, currency)):
+        raise ValidationFailed(
+            f"The amount must be positive, in whole minor units of {currency}.",
+            details={"amount": [f"Not a valid amount in {currency}."]},
+        )
+    if order.placed_at is None:  # storefront: placed by this payment, invoiced afterwards
+        if requested is not None and requested != order.total:
+            raise ValidationFailed(
+                f"This order is paid in full: {order.total} {currency}.", details={"amount": ["Must be the total."]}
+            )
+        return order.total
+    invoice = Invoice.objects.select_for_update().filter(order_id=order.pk).first()
+    if invoice is None:
+        return order.total if requested is None else requested
+    if invoice.status == InvoiceStatus.PENDING:
+        raise InvoiceNotIssued("The invoice is being issued; try again in a moment.")
+    if invoice.status == InvoiceStatus.VOID:
+        raise InvoiceVoid(f"Invoice {invoice.display_number} is void; it cannot be paid.")
+    room = invoice.total - invoice_amount_committed(invoice=invoice)
+    if room <= 0:
+        raise InvoicePaid(f"Invoice {invoice.display_number} is paid or being paid; nothing more is due.")
+    amount = room if requested is None else requested
+    if amount > room:
+        raise AmountExceedsDue(
+            f"At most {room} {currency} can be paid on invoice {invoice.display_number} now.",
+            details={"amount": str(amount), "payable": str(room)},
+        )
+    if amount < room and not invoice.allow_partial:
+        raise ValidationFailed(
+            f"Invoice {invoice.display_number} is paid in full: {room} {currency}.",
+            details={"amount": [f"Must be {room}."]},
+        )
+    return amount
+
+
+def invoice_payment_settles(*, order: Order) -> bool:
+    """A payment of `order` just succeeded (order row locked): True when the order is now
+    paid in full, so the caller marks it paid (order_mark_paid; its invoice already exists
+    for a staff-billed order and is not created twice). A partial payment leaves the order
+    awaiting the rest. The stored PDF is rendered again with the new amounts."""
+    from invoicing.selectors import invoice_amount_paid
+
+    if order.placed_at is None:
+        return True  # storefront: one payment of the total
+    invoice = Invoice.objects.select_for_update().filter(order_id=order.pk).first()
+    if invoice is None:
+        return True
+    if invoice.status != InvoiceStatus.PENDING:
+        invoice_enqueue_pdf(invoice_id=invoice.pk)
+    return invoice_amount_paid(invoice=invoice) >= invoice.total
+
+
+def invoice_pay_by_link(*, token: str, amount: Decimal, payment_method: str) -> PaymentAttempt:
+    """Start paying an invoice through its payment link: the same PaymentAttempt, provider
+    and webhooks as checkout, for `amount` (at most the link's bound amount; the cap of
+    what is still due is enforced under the order and invoice locks). Raises
+    LinkNotPayable (expired, tampered, void, paid, processing) or what
+    payments.services.payment_attempt_create raises."""
+    from invoicing.selectors import payment_link_resolve
+    from payments.services import payment_attempt_create
+
+    link = payment_link_resolve(token=token)
+    if link.state != "payable" or link.invoice is None or link.link_amount is None:
+        raise LinkNotPayable(link.message, details={"state": link.state})
+    if amount > link.link_amount:
+        raise AmountExceedsDue(
+            f"This link pays at most {link.link_amount} {link.invoice.currency}.",
+            details={"amount": str(amount), "payable": str(link.link_amount)},
+        )
+    order = link.invoice.order
+    return payment_attempt_create(order_id=order.pk, user=order.user, payment_method=payment_method, amount=amount)
+
+
+class LinkNotPayable(Conflict):
+    code = "link_not_payable"

@@ -1,13 +1,24 @@
 import logging
 import random
+from datetime import timedelta
 
 from celery import shared_task
 from celery.app.task import Task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
+from django.utils import timezone
 
 from invoicing.models import Invoice
-from invoicing.services import InvoiceAttemptFailed, invoice_assign_number, invoices_requeue_stale
+from invoicing.services import (
+    InvoiceAttemptFailed,
+    InvoiceNotIssued,
+    invoice_assign_number,
+    invoice_pdf_store,
+    invoice_reminder_send,
+    invoices_mark_overdue,
+    invoices_requeue_stale,
+    sales_report_send,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,3 +56,43 @@ def assign_invoice_number(self: Task, invoice_id: int) -> None:
 def sweep_pending() -> int:
     """Beat: re-enqueue pending invoices whose retry chain was lost."""
     return len(invoices_requeue_stale())
+
+
+@shared_task(bind=True, name="invoicing.render_invoice_pdf", acks_late=True, max_retries=8, ignore_result=True)
+def render_invoice_pdf(self: Task, invoice_id: int) -> None:
+    """Render and store an issued invoice's PDF (documents queue). Idempotent: a fresh
+    stored PDF is kept. A pending or missing invoice is nothing to do."""
+    try:
+        invoice_pdf_store(invoice_id=invoice_id)
+    except (Invoice.DoesNotExist, InvoiceNotIssued) as exc:
+        logger.info("no PDF for invoice %s: %s", invoice_id, exc)
+    except (OperationalError, InterfaceError) as exc:
+        raise self.retry(exc=exc, countdown=backoff_s(self.request.retries)) from exc
+
+
+@shared_task(name="invoicing.mark_overdue", acks_late=True, ignore_result=True)
+def mark_overdue() -> int:
+    """Beat, daily: flag issued invoices past due and unpaid; each gets one reminder."""
+    return len(invoices_mark_overdue())
+
+
+@shared_task(bind=True, name="invoicing.send_overdue_reminder", acks_late=True, max_retries=10, ignore_result=True)
+def send_overdue_reminder(self: Task, invoice_id: int) -> bool:
+    """E-mail an overdue invoice's one reminder; a failed send is retried with backoff."""
+    try:
+        return invoice_reminder_send(invoice_id=invoice_id)
+    except (OSError, OperationalError, InterfaceError) as exc:  # SMTP down, DB blip
+        raise self.retry(exc=exc, countdown=min(3600, 60 * 2**self.request.retries)) from exc
+
+
+@shared_task(bind=True, name="invoicing.send_daily_sales_report", acks_late=True, max_retries=10, ignore_result=True)
+def send_daily_sales_report(self: Task, day: str | None = None) -> str:
+    """Beat, daily at SALES_REPORT_HOUR: yesterday's (UTC) report to STAFF_EMAILS, once."""
+    from datetime import date
+
+    report_day = date.fromisoformat(day) if day else timezone.now().date() - timedelta(days=1)
+    try:
+        report = sales_report_send(day=report_day)
+    except (OSError, OperationalError, InterfaceError) as exc:
+        raise self.retry(exc=exc, countdown=min(3600, 60 * 2**self.request.retries), args=(report_day.isoformat(),))
+    return report.date.isoformat()

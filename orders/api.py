@@ -1,14 +1,39 @@
 from django.contrib.auth.models import User
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.api import Pagination
 from common.idempotency import idempotent
-from orders.selectors import cart_for_request, cart_view, order_get_for_user, orders_for_list
-from orders.serializers import CartItemInput, CartOutput, CartQuantityInput, CheckoutInput, OrderOutput
-from orders.services import cart_add_item, cart_remove_line, cart_update_line, checkout_place_order
+from orders.selectors import (
+    cart_for_request,
+    cart_view,
+    draft_order_get,
+    draft_order_view,
+    draft_orders_for_staff,
+    order_get_for_user,
+    orders_for_list,
+)
+from orders.serializers import (
+    CartItemInput,
+    CartOutput,
+    CartQuantityInput,
+    CheckoutInput,
+    DraftOrderInput,
+    DraftOrderOutput,
+    OrderOutput,
+)
+from orders.services import (
+    DraftLineSpec,
+    cart_add_item,
+    cart_remove_line,
+    cart_update_line,
+    checkout_place_order,
+    draft_order_create,
+    draft_order_finalize,
+)
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
@@ -95,3 +120,75 @@ class OrderDetailApi(APIView):
     @extend_schema(responses=OrderOutput, operation_id="orders_retrieve")
     def get(self, request: Request, order_id: int) -> Response:
         return Response(OrderOutput(order_get_for_user(user=request.user, order_id=order_id)).data)
+
+
+# --- Draft orders (staff billing) --------------------------------------------------------------
+
+_ERROR = OpenApiResponse(description='`{"error": {"code", "message", "details"}}`')
+
+
+def _draft_response(draft_id: int, status: int = 200) -> Response:
+    view = draft_order_view(draft=draft_order_get(draft_id=draft_id))
+    return Response(DraftOrderOutput(view).data, status=status)
+
+
+class DraftOrderListApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(responses=DraftOrderOutput(many=True), operation_id="draft_orders_list")
+    def get(self, request: Request) -> Response:
+        paginator = Pagination()
+        page = paginator.paginate_queryset(draft_orders_for_staff(), request, view=self)
+        views = [draft_order_view(draft=draft) for draft in page or []]
+        return paginator.get_paginated_response(DraftOrderOutput(views, many=True).data)
+
+    @extend_schema(
+        request=DraftOrderInput,
+        responses={201: DraftOrderOutput, 400: _ERROR},
+        operation_id="draft_orders_create",
+        description="Staff: a draft order for a customer with catalog lines `{sku, quantity}` or free text "
+        "lines `{description, quantity, unit_price, tax_rate}`; returns its totals for review.",
+    )
+    def post(self, request: Request) -> Response:
+        data = DraftOrderInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        assert isinstance(request.user, User)
+        draft = draft_order_create(
+            customer=values["customer"],
+            lines=[DraftLineSpec(**line) for line in values["lines"]],
+            actor=request.user,
+            currency=values["currency"],
+            due_days=values["due_days"],
+            allow_partial=values["allow_partial"],
+            notes=values["notes"],
+            shipping=values["shipping"],
+            coupon=values["coupon"],
+        )
+        return _draft_response(draft.pk, status=201)
+
+
+class DraftOrderDetailApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(responses={200: DraftOrderOutput, 404: _ERROR}, operation_id="draft_orders_retrieve")
+    def get(self, request: Request, draft_id: int) -> Response:
+        return _draft_response(draft_id)
+
+
+class DraftOrderFinalizeApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        request=None,
+        responses={200: DraftOrderOutput, 400: _ERROR, 404: _ERROR, 409: _ERROR},
+        operation_id="draft_orders_finalize",
+        description="Staff: reserve stock for the catalog lines (held until paid or void, no expiry), place the "
+        "order (`pending_payment` until paid in full) and create its invoice, which the numbering worker "
+        "issues. 409 `insufficient_stock` names the short SKUs (nothing reserved); 409 `illegal_transition` "
+        "when already finalized.",
+    )
+    def post(self, request: Request, draft_id: int) -> Response:
+        assert isinstance(request.user, User)
+        draft_order_finalize(draft_id=draft_id, actor=request.user)
+        return _draft_response(draft_id)

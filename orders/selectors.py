@@ -1,13 +1,14 @@
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet, Sum
 from django.http import HttpRequest
 
-from orders.models import Cart, CartLine, Order, OrderStatus
-from orders.pricing import totals_compute
+from orders.models import Cart, CartLine, DraftOrder, Order, OrderStatus
+from orders.pricing import Totals, totals_compute
 
 
 def cart_for_request(*, request: HttpRequest, create: bool = True) -> Cart | None:
@@ -121,3 +122,61 @@ def cart_view(*, cart: Cart, coupon: str = "") -> CartView:
         tax=totals.tax,
         total=totals.total,
     )
+
+
+# --- Draft orders (staff billing) --------------------------------------------------------------
+
+
+def draft_orders_for_staff() -> QuerySet[DraftOrder]:
+    return (
+        DraftOrder.objects.select_related("customer", "order__invoice")
+        .prefetch_related("lines")
+        .order_by("-created_at", "-id")
+    )
+
+
+def draft_order_get(*, draft_id: int) -> DraftOrder:
+    """DraftOrder.DoesNotExist when missing (the API maps it to 404)."""
+    return draft_orders_for_staff().get(pk=draft_id)
+
+
+def draft_order_totals(*, draft: DraftOrder) -> Totals:
+    """The totals finalizing would bill now (the lines' prices were copied when added)."""
+    lines = list(draft.lines.all())
+    return totals_compute(
+        lines=[(line.line_total, line.tax_rate) for line in lines],
+        currency=draft.currency,
+        coupon=draft.coupon_code,
+        shipping=draft.shipping,
+    )
+
+
+@dataclass(frozen=True)
+class DraftOrderView:
+    """A draft with its totals: computed while a draft, the billed ones once finalized."""
+
+    draft: DraftOrder
+    totals: Totals
+    tax_by_rate: list[dict[str, Decimal]]
+    invoice: Any
+
+
+def draft_order_view(*, draft: DraftOrder) -> DraftOrderView:
+    order = draft.order
+    invoice = getattr(order, "invoice", None) if order is not None else None
+    if order is not None and invoice is not None:
+        rows = invoice.tax_rows
+        totals = Totals(
+            currency=order.currency,
+            subtotal=order.subtotal,
+            discount=order.discount,
+            shipping=order.shipping,
+            tax=order.tax,
+            total=order.total,
+            tax_by_rate={row["rate"]: row["tax"] for row in rows},
+            net_by_rate={row["rate"]: row["net"] for row in rows},
+        )
+    else:
+        totals = draft_order_totals(draft=draft)
+        rows = [{"rate": rate, "net": net, "tax": totals.tax_by_rate[rate]} for rate, net in totals.net_by_rate.items()]
+    return DraftOrderView(draft=draft, totals=totals, tax_by_rate=rows, invoice=invoice)

@@ -1,6 +1,8 @@
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from rest_framework import serializers
 
 from orders.models import Order
@@ -99,3 +101,95 @@ class OrderOutput(serializers.Serializer):
     def get_invoice(self, order: Order) -> dict[str, Any] | None:
         invoice = getattr(order, "invoice", None)
         return InvoiceSummaryOutput(invoice).data if invoice is not None else None
+
+
+# --- Draft orders (staff billing) --------------------------------------------------------------
+
+
+class DraftLineInput(serializers.Serializer):
+    """A catalog line `{"sku", "quantity"}` (optionally overriding unit_price, tax_rate or
+    description) or a free text line `{"description", "quantity", "unit_price", "tax_rate"}`."""
+
+    sku = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")
+    description = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+    quantity = serializers.IntegerField(min_value=1, max_value=1_000_000)
+    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0"), required=False)
+    tax_rate = serializers.DecimalField(
+        max_digits=5,
+        decimal_places=4,
+        min_value=Decimal("0"),
+        max_value=Decimal("0.9999"),
+        required=False,
+        help_text="A fraction: 0.20 is 20%.",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("sku"):
+            missing = {
+                name: ["Required for a line without a SKU."]
+                for name in ("description", "unit_price", "tax_rate")
+                if attrs.get(name) in (None, "")
+            }
+            if missing:
+                raise serializers.ValidationError(missing)
+        return attrs
+
+
+class DraftOrderInput(serializers.Serializer):
+    customer = serializers.CharField(max_length=150, help_text="The customer's username.")
+    lines = DraftLineInput(many=True, allow_empty=False)
+    due_days = serializers.IntegerField(
+        min_value=0, max_value=3650, required=False, allow_null=True, default=None,
+        help_text="Payment terms in days; default: the customer's billing profile, else INVOICE_PAYMENT_TERMS_DAYS.",
+    )  # fmt: skip
+    allow_partial = serializers.BooleanField(required=False, default=False)
+    notes = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    shipping = serializers.DecimalField(
+        max_digits=12, decimal_places=2, min_value=Decimal("0"), required=False, default=Decimal("0.00")
+    )
+    coupon = serializers.CharField(required=False, allow_blank=True, max_length=40, default="")
+    currency = serializers.RegexField(r"^[A-Z]{3}$", required=False, default="", allow_blank=True)
+
+    def validate_customer(self, value: str) -> User:
+        customer = User.objects.filter(username=value, is_active=True).first()
+        if customer is None:
+            raise serializers.ValidationError(f"No active customer with username {value!r}.")
+        return customer
+
+
+class DraftOrderLineOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    sku = serializers.CharField()
+    description = serializers.CharField()
+    quantity = serializers.IntegerField()
+    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
+    tax_rate = serializers.DecimalField(max_digits=5, decimal_places=4)
+    line_total = serializers.DecimalField(max_digits=12, decimal_places=2)
+
+
+class TaxByRateOutput(serializers.Serializer):
+    rate = serializers.DecimalField(max_digits=5, decimal_places=4)
+    net = serializers.DecimalField(max_digits=12, decimal_places=2)
+    tax = serializers.DecimalField(max_digits=12, decimal_places=2)
+
+
+class DraftOrderOutput(serializers.Serializer):
+    id = serializers.IntegerField(source="draft.id")
+    status = serializers.CharField(source="draft.status")
+    customer = serializers.CharField(source="draft.customer.username")
+    currency = serializers.CharField(source="draft.currency")
+    lines = DraftOrderLineOutput(many=True, source="draft.lines.all")
+    subtotal = serializers.DecimalField(max_digits=12, decimal_places=2, source="totals.subtotal")
+    discount = serializers.DecimalField(max_digits=12, decimal_places=2, source="totals.discount")
+    shipping = serializers.DecimalField(max_digits=12, decimal_places=2, source="totals.shipping")
+    tax = serializers.DecimalField(max_digits=12, decimal_places=2, source="totals.tax")
+    tax_by_rate = TaxByRateOutput(many=True)
+    total = serializers.DecimalField(max_digits=12, decimal_places=2, source="totals.total")
+    coupon = serializers.CharField(source="draft.coupon_code")
+    due_days = serializers.IntegerField(source="draft.due_days", allow_null=True)
+    allow_partial = serializers.BooleanField(source="draft.allow_partial")
+    notes = serializers.CharField(source="draft.notes")
+    order_id = serializers.IntegerField(source="draft.order_id", allow_null=True)
+    invoice = InvoiceSummaryOutput(allow_null=True)
+    created_at = serializers.DateTimeField(source="draft.created_at")
+    finalized_at = serializers.DateTimeField(source="draft.finalized_at", allow_null=True)

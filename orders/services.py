@@ -4,20 +4,35 @@ Lock order, everywhere: cart -> order -> reservations -> stock (by product id) -
 sequence. Nothing takes an earlier lock while holding a later one.
 """
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from common.errors import ApplicationError, IllegalTransition, NotFound, ValidationFailed
+from common.money import money_round
 from inventory.models import Product, Stock
 from inventory.services import reservations_commit, reservations_create, reservations_release, stock_reserve
-from orders.models import ALLOWED_TRANSITIONS, Cart, CartLine, Order, OrderLine, OrderStatus, OrderStatusChange
-from orders.pricing import totals_compute
+from orders.models import (
+    ALLOWED_TRANSITIONS,
+    Cart,
+    CartLine,
+    DraftOrder,
+    DraftOrderLine,
+    DraftOrderStatus,
+    Order,
+    OrderLine,
+    OrderStatus,
+    OrderStatusChange,
+)
+from orders.pricing import coupon_discount, totals_compute
 from outbox.services import outbox_record
 
 
@@ -257,7 +272,9 @@ def order_mark_paid(*, order_id: int, reason: str = "payment succeeded") -> Orde
         order = order_lock(order_id=order_id)
         order_transition(order=order, to=OrderStatus.PAID, reason=reason)
         reservations_commit(order_id=order.pk)
-        Order.objects.filter(pk=order.pk).update(placed_at=timezone.now(), reservation_expires_at=None)
+        # A staff-billed order was placed when finalized; a storefront order is placed now.
+        placed_at = Coalesce(F("placed_at"), Value(timezone.now()))
+        Order.objects.filter(pk=order.pk).update(placed_at=placed_at, reservation_expires_at=None)
         invoice_create_for_order(order=order)
     return order
 
@@ -303,3 +320,334 @@ def order_expirable(*, now: datetime) -> QuerySet[Order]:
     return Order.objects.filter(status=OrderStatus.PENDING_PAYMENT, reservation_expires_at__lte=now).exclude(
         payment_attempts__status="processing"
     )
+
+
+# --- Draft orders (staff billing) --------------------------------------------------------------
+
+# A finalized draft order holds its stock until it is paid (committed) or its invoice is voided
+# (released); the reservation sweeper only looks at orders with `reservation_expires_at`, which
+# a staff-billed order never has. Reservation.expires_at is required: this is "never".
+RESERVATION_NO_EXPIRY = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class DraftLineSpec:
+    """A line to bill: a catalog SKU (price, tax rate and name from the catalog unless
+    given), or free text with description, unit price and tax rate."""
+
+    quantity: int
+    sku: str = ""
+    description: str = ""
+    unit_price: Decimal | None = None
+    tax_rate: Decimal | None = None
+
+
+def _draft_lines_build(*, draft: DraftOrder, specs: list[DraftLineSpec]) -> list[DraftOrderLine]:
+    """Validate specs into unsaved lines; every problem is reported at once, by line index."""
+    skus = {spec.sku for spec in specs if spec.sku}
+    products = {p.sku: p for p in Product.objects.filter(sku__in=skus)}
+    errors: dict[str, dict[str, list[str]]] = {}
+    lines = []
+    for index, spec in enumerate(specs):
+        problems: dict[str, list[str]] = {}
+        product = products.get(spec.sku) if spec.sku else None
+        if spec.quantity <= 0:
+            problems["quantity"] = ["Must be at least 1."]
+        if spec.sku:
+            if product is None or not product.is_active:
+                problems["sku"] = [f"Unknown or inactive SKU {spec.sku!r}."]
+            elif product.currency != draft.currency:
+                problems["sku"] = [f"{spec.sku} is priced in {product.currency}, the draft in {draft.currency}."]
+        else:
+            if not spec.description.strip():
+                problems["description"] = ["A line without a SKU needs a description."]
+            if spec.unit_price is None:
+                problems["unit_price"] = ["A line without a SKU needs a unit price."]
+            if spec.tax_rate is None:
+                problems["tax_rate"] = ["A line without a SKU needs a tax rate."]
+        unit_price = spec.unit_price if spec.unit_price is not None else (product.price if product else None)
+        tax_rate = spec.tax_rate if spec.tax_rate is not None else (product.tax_rate if product else None)
+        if unit_price is not None and (unit_price < 0 or unit_price != money_round(unit_price, draft.currency)):
+            problems["unit_price"] = [f"Must be zero or more, in whole minor units of {draft.currency}."]
+        if tax_rate is not None and not (Decimal(0) <= tax_rate < 1):
+            problems["tax_rate"] = ["Must be a fraction from 0 to below 1 (0.20 is 20%)."]
+        if problems:
+            errors[str(index)] = problems
+            continue
+        assert unit_price is not None
+        assert tax_rate is not None
+        lines.append(
+            DraftOrderLine(
+                draft=draft,
+                product=product,
+                sku=product.sku if product else "",
+                description=(spec.description.strip() or (product.name if product else ""))[:200],
+                quantity=spec.quantity,
+                unit_price=unit_price,
+                tax_rate=tax_rate,
+            )
+        )
+    if errors:
+        raise ValidationFailed("Some lines are not valid; see details.", details={"lines": errors})
+    return lines
+
+
+def _draft_lock(*, draft_id: int) -> DraftOrder:
+    draft = DraftOrder.objects.select_for_update().filter(pk=draft_id).first()
+    if draft is None:
+        raise NotFound("No such draft order.")
+    if draft.status != DraftOrderStatus.DRAFT:
+        raise IllegalTransition(
+            f"Draft order #{draft.pk} is {draft.status}; it can no longer change.",
+            details={"from": draft.status, "draft_order_id": draft.pk},
+        )
+    return draft
+
+
+def draft_order_create(
+    *,
+    customer: User,
+    lines: list[DraftLineSpec],
+    actor: User | None = None,
+    currency: str = "",
+    due_days: int | None = None,
+    allow_partial: bool = False,
+    notes: str = "",
+    shipping: Decimal = Decimal("0.00"),
+    coupon: str = "",
+) -> DraftOrder:
+    """A draft order for `customer` with its lines. The currency defaults to the first
+    catalog line's (else DEFAULT_CURRENCY). Raises ValidationFailed naming bad lines."""
+    if not currency:
+        skus = [spec.sku for spec in lines if spec.sku]
+        by_sku = dict(Product.objects.filter(sku__in=skus).values_list("sku", "currency"))
+        currency = next((by_sku[s] for s in skus if s in by_sku), settings.DEFAULT_CURRENCY)
+    with transaction.atomic():
+        draft = DraftOrder(
+            customer=customer,
+            currency=currency.upper(),
+            due_days=due_days,
+            allow_partial=allow_partial,
+            notes=notes,
+            shipping=money_round(shipping, currency),
+            coupon_code=coupon.strip().upper(),
+            created_by=actor,
+        )
+        _draft_validate(draft=draft)
+        draft.save()
+        DraftOrderLine.objects.bulk_create(_draft_lines_build(draft=draft, specs=lines))
+        outbox_record(
+            event_type="draft_order.created",
+            aggregate=draft,
+            payload={"draft_order_id": draft.pk, "customer_id": customer.pk, "actor_id": actor.pk if actor else None},
+        )
+    return draft
+
+
+def _draft_validate(*, draft: DraftOrder) -> None:
+    if draft.shipping < 0:
+        raise ValidationFailed("Shipping cannot be negative.", details={"shipping": ["Must be zero or more."]})
+    if draft.coupon_code:
+        coupon_discount(code=draft.coupon_code, subtotal=Decimal(0), currency=draft.currency)  # known code?
+
+
+def draft_order_update(*, draft_id: int, actor: User | None = None, **changes: Any) -> DraftOrder:
+    """Change a draft's header fields (customer, currency, due_days, allow_partial, notes,
+    shipping, coupon_code). Refuses a finalized draft (IllegalTransition)."""
+    allowed = {"customer", "currency", "due_days", "allow_partial", "notes", "shipping", "coupon_code"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValueError(f"not draft fields: {sorted(unknown)}")
+    with transaction.atomic():
+        draft = _draft_lock(draft_id=draft_id)
+        for name, value in changes.items():
+            setattr(draft, name, value)
+        draft.coupon_code = draft.coupon_code.strip().upper()
+        _draft_validate(draft=draft)
+        draft.save()
+    return draft
+
+
+def draft_order_set_lines(*, draft_id: int, lines: list[DraftLineSpec]) -> list[DraftOrderLine]:
+    """Replace a draft's lines (catalog data is copied now: the totals staff review are the
+    totals billed). Refuses a finalized draft (IllegalTransition) or bad lines."""
+    with transaction.atomic():
+        draft = _draft_lock(draft_id=draft_id)
+        built = _draft_lines_build(draft=draft, specs=lines)
+        DraftOrderLine.objects.filter(draft=draft).delete()
+        return DraftOrderLine.objects.bulk_create(built)
+
+
+def draft_order_delete(*, draft_id: int) -> None:
+    """Discard a draft that was never finalized."""
+    with transaction.atomic():
+        draft = _draft_lock(draft_id=draft_id)
+        draft.delete()
+
+
+def draft_order_create_from_order(*, order_id: int, actor: User | None = None) -> DraftOrder:
+    """A new draft with an order's customer, lines and terms: the correction path after a
+    void (an issued invoice is never edited). Prices are the order's, not today's."""
+    order = Order.objects.select_related("invoice").prefetch_related("lines").get(pk=order_id)
+    invoice = getattr(order, "invoice", None)
+    draft = getattr(order, "draft", None)
+    specs = [
+        DraftLineSpec(
+            quantity=line.quantity,
+            sku=line.sku if line.product_id else "",
+            description=line.name,
+            unit_price=line.unit_price,
+            tax_rate=line.tax_rate,
+        )
+        for line in order.lines.all()
+    ]
+    return draft_order_create(
+        customer=order.user,
+        lines=specs,
+        actor=actor,
+        currency=order.currency,
+        due_days=draft.due_days if draft is not None else None,
+        allow_partial=invoice.allow_partial if invoice is not None else False,
+        notes=invoice.notes if invoice is not None else "",
+        shipping=order.shipping,
+        coupon=order.coupon_code,
+    )
+
+
+def _customer_billing_details(*, customer: User) -> dict[str, str]:
+    from invoicing.models import BillingProfile
+
+    profile = BillingProfile.objects.filter(user=customer).first()
+    details = {
+        "name": customer.get_full_name() or customer.get_username(),
+        "email": customer.email,
+    }
+    if profile is not None:
+        fields = ("company", "name", "line1", "line2", "city", "postal_code", "country", "vat_id", "email")
+        details.update({name: getattr(profile, name) for name in fields if getattr(profile, name)})
+    return {k: v for k, v in details.items() if v}
+
+
+def _customer_payment_terms(*, draft: DraftOrder) -> int:
+    from invoicing.models import BillingProfile
+
+    if draft.due_days is not None:
+        return draft.due_days
+    profile_days = BillingProfile.objects.filter(user=draft.customer_id).values_list("payment_terms_days", flat=True)
+    days = profile_days.first()
+    return days if days is not None else int(settings.INVOICE_PAYMENT_TERMS_DAYS)
+
+
+def draft_order_finalize(*, draft_id: int, actor: User | None = None) -> DraftOrder:
+    """Place a draft: one transaction that reserves stock for the catalog lines (all or
+    nothing, as checkout does, but without expiry), creates the order (`pending_payment`
+    until paid in full, `placed_at` now) and its pending invoice, which the numbering
+    worker issues after commit.
+
+    Raises NotFound, IllegalTransition (already finalized), ValidationFailed (no lines, a
+    product no longer sold, a bad coupon) or InsufficientStock naming the short SKUs;
+    then nothing is reserved or created.
+    """
+    from invoicing.services import InvoiceTerms, invoice_create_for_order
+
+    with transaction.atomic():
+        draft = _draft_lock(draft_id=draft_id)
+        lines = list(DraftOrderLine.objects.filter(draft=draft).select_related("product").order_by("id"))
+        if not lines:
+            raise ValidationFailed("A draft order needs at least one line.", details={"lines": ["Add a line."]})
+        inactive = sorted({line.sku for line in lines if line.product is not None and not line.product.is_active})
+        if inactive:
+            raise ValidationFailed("Some products are no longer sold.", details={"skus": inactive})
+        quantities: dict[int, int] = {}
+        for line in lines:
+            if line.product_id is not None:
+                quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
+        if quantities:
+            stock_reserve(quantities=quantities)
+
+        totals = totals_compute(
+            lines=[(line.line_total, line.tax_rate) for line in lines],
+            currency=draft.currency,
+            coupon=draft.coupon_code,
+            shipping=draft.shipping,
+        )
+        customer = User.objects.get(pk=draft.customer_id)
+        billing = _customer_billing_details(customer=customer)
+        now = timezone.now()
+        order = Order.objects.create(
+            user=customer,
+            status=OrderStatus.PENDING_PAYMENT,
+            currency=draft.currency,
+            subtotal=totals.subtotal,
+            discount=totals.discount,
+            shipping=totals.shipping,
+            tax=totals.tax,
+            total=totals.total,
+            coupon_code=draft.coupon_code,
+            shipping_address={
+                k: billing[k] for k in ("name", "line1", "line2", "city", "postal_code", "country") if k in billing
+            },
+            reservation_expires_at=None,  # never swept: see RESERVATION_NO_EXPIRY
+            placed_at=now,
+        )
+        order_lines = OrderLine.objects.bulk_create(
+            OrderLine(
+                order=order,
+                product=line.product,
+                sku=line.sku,
+                name=line.description,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                tax_rate=line.tax_rate,
+                line_total=line.line_total,
+            )
+            for line in lines
+        )
+        reservations_create(
+            lines=[(ol.pk, ol.product_id, ol.quantity) for ol in order_lines if ol.product_id is not None],
+            expires_at=RESERVATION_NO_EXPIRY,
+        )
+        OrderStatusChange.objects.create(
+            order=order,
+            from_status="",
+            to_status=order.status,
+            reason=f"draft order #{draft.pk} finalized",
+            actor=actor,
+        )
+        outbox_record(
+            event_type="order.created",
+            aggregate=order,
+            payload={
+                "order_id": order.pk,
+                "user_id": customer.pk,
+                "currency": order.currency,
+                "total": order.total,
+                "source": "draft_order",
+                "draft_order_id": draft.pk,
+                "lines": [{"sku": ol.sku, "quantity": ol.quantity, "unit_price": ol.unit_price} for ol in order_lines],
+            },
+        )
+        invoice = invoice_create_for_order(
+            order=order,
+            terms=InvoiceTerms(
+                due_days=_customer_payment_terms(draft=draft),
+                allow_partial=draft.allow_partial,
+                notes=draft.notes,
+                billing_details=billing,
+            ),
+        )
+        DraftOrder.objects.filter(pk=draft.pk).update(
+            status=DraftOrderStatus.FINALIZED, order=order, finalized_at=now, finalized_by=actor, updated_at=now
+        )
+        draft.refresh_from_db()
+        outbox_record(
+            event_type="draft_order.finalized",
+            aggregate=draft,
+            payload={
+                "draft_order_id": draft.pk,
+                "order_id": order.pk,
+                "invoice_id": invoice.pk,
+                "actor_id": actor.pk if actor else None,
+            },
+        )
+    return draft

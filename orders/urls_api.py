@@ -1,6 +1,16 @@
 from django.urls import path
 
-from orders.api import CartApi, CartItemApi, CartItemsApi, CheckoutApi, OrderDetailApi, OrderListApi
+from orders.api import (
+    CartApi,
+    CartItemApi,
+    CartItemsApi,
+    CheckoutApi,
+    DraftOrderDetailApi,
+    DraftOrderFinalizeApi,
+    DraftOrderListApi,
+    OrderDetailApi,
+    OrderListApi,
+)
 
 urlpatterns = [
     path("cart/", CartApi.as_view(), name="api-cart"),
@@ -9,4 +19,7 @@ urlpatterns = [
     path("checkout/", CheckoutApi.as_view(), name="api-checkout"),
     path("orders/", OrderListApi.as_view(), name="api-orders"),
     path("orders/<int:order_id>/", OrderDetailApi.as_view(), name="api-order"),
+    path("draft-orders/", DraftOrderListApi.as_view(), name="api-draft-orders"),
+    path("draft-orders/<int:draft_id>/", DraftOrderDetailApi.as_view(), name="api-draft-order"),
+    path("draft-orders/<int:draft_id>/finalize/", DraftOrderFinalizeApi.as_view(), name="api-draft-order-finalize"),
 ]

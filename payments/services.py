@@ -11,6 +11,7 @@ had already given up on the attempt) is recorded and flagged `refund_required` f
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -18,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from common.errors import Conflict, IllegalTransition, NotFound
+from invoicing.services import invoice_payment_amount, invoice_payment_settles
 from orders.models import Order, OrderStatus
 from orders.services import order_lock, order_mark_paid
 from outbox.services import outbox_record
@@ -62,9 +64,15 @@ def _is_one_processing_violation(exc: IntegrityError) -> bool:
 
 
 def payment_attempt_create(
-    *, order_id: int, user: User, payment_method: str = "", provider: PaymentProvider | None = None
+    *,
+    order_id: int,
+    user: User,
+    payment_method: str = "",
+    provider: PaymentProvider | None = None,
+    amount: Decimal | None = None,
 ) -> PaymentAttempt:
-    """Start paying an order: one `processing` attempt for the order total.
+    """Start paying an order: one `processing` attempt for the order total (or, for a
+    staff-billed order, `amount` of its invoice: invoicing.services.invoice_payment_amount).
 
     With a payment method the provider is asked to charge once this transaction commits;
     without one the attempt waits for the shopper on the provider's hosted page
@@ -98,10 +106,13 @@ def payment_attempt_create(
             current = _processing_attempt(order_id=order.pk)
             if current is not None:
                 raise _in_progress(current)
+            # The order total, or a payment against a staff-billed order's invoice (locked
+            # next): never more than what is due and not already in flight.
+            amount = invoice_payment_amount(order=order, requested=amount)
             reference = provider.new_reference()
             attempt = PaymentAttempt.objects.create(
                 order=order,
-                amount=order.total,
+                amount=amount,
                 currency=order.currency,
                 provider=provider.name,
                 provider_reference=reference,
@@ -297,6 +308,8 @@ def _apply(*, order: Order, attempt: PaymentAttempt, event: ProviderEvent) -> tu
         _flag_refund(attempt=attempt, reason=f"order was already {order.status} when this payment succeeded")
         logger.warning("attempt %s succeeded for %s order %s: refund required", attempt.pk, order.status, order.pk)
         return True, f"order already {order.status}: not applied, refund required"
+    if not invoice_payment_settles(order=order):
+        return True, "attempt succeeded; invoice partially paid, the order awaits the rest"
     order_mark_paid(order_id=order.pk, reason=f"payment {attempt.provider_reference} succeeded")
     return True, "attempt succeeded; order paid"
 
