@@ -12,5 +12,5 @@ urlpatterns = [
     path("", include("invoicing.urls_api")),
     path("", include("payments.urls_api")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]
