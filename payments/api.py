@@ -10,6 +10,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from common.idempotency import idempotent
+from common.metrics import metrics_webhook
 from orders.selectors import order_get_for_user
 from payments.providers import payment_provider
 from payments.providers.base import WebhookPayloadInvalid, WebhookSignatureInvalid
@@ -84,8 +85,12 @@ class PaymentWebhookApi(APIView):
             event = provider.parse_webhook(body=request.body, headers=request.headers)
         except (WebhookSignatureInvalid, WebhookPayloadInvalid) as exc:
             logger.warning("payment webhook %s refused: %s", request.headers.get("webhook-id", "?"), exc.message)
+            metrics_webhook(
+                outcome="rejected", reason="signature" if isinstance(exc, WebhookSignatureInvalid) else "payload"
+            )
             raise
         result = payment_webhook_apply(event=event, provider_name=provider.name)
+        metrics_webhook(outcome="deduplicated" if result.duplicate else "received", event_type=str(event.type))
         return Response(
             {
                 "received": True,
