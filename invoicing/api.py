@@ -11,6 +11,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.api import Pagination
+from common.audit import audit_record
+from invoicing.models import Invoice
 from invoicing.selectors import (
     invoice_document_filename,
     invoice_for_order,
@@ -71,7 +73,9 @@ class InvoiceVoidApi(APIView):
         data = InvoiceVoidInput(data=request.data)
         data.is_valid(raise_exception=True)
         assert isinstance(request.user, User)
-        invoice_void(invoice_id=invoice_id, actor=request.user, reason=data.validated_data["reason"])
+        reason = data.validated_data["reason"]
+        invoice = invoice_void(invoice_id=invoice_id, actor=request.user, reason=reason)
+        audit_record(actor=request.user, action="invoice.void", target=invoice, details={"reason": reason})
         return _staff_invoice_detail(request, invoice_id)
 
 
@@ -88,6 +92,12 @@ class InvoicePaymentLinkApi(APIView):
     def post(self, request: Request, invoice_id: int) -> Response:
         assert isinstance(request.user, User)
         link = invoice_payment_link_create(invoice_id=invoice_id, actor=request.user)
+        audit_record(
+            actor=request.user,
+            action="invoice.payment_link",
+            target=Invoice.objects.get(pk=link.invoice_id),
+            details={"amount": link.amount, "currency": link.currency, "expires_at": link.expires_at},
+        )
         body = {
             "url": request.build_absolute_uri(link.path),
             "expires_at": link.expires_at,
@@ -110,7 +120,8 @@ class InvoiceSendApi(APIView):
     )
     def post(self, request: Request, invoice_id: int) -> Response:
         assert isinstance(request.user, User)
-        invoice_send_email(invoice_id=invoice_id, actor=request.user)
+        invoice = invoice_send_email(invoice_id=invoice_id, actor=request.user)
+        audit_record(actor=request.user, action="invoice.send", target=invoice, details={})
         return _staff_invoice_detail(request, invoice_id)
 
 

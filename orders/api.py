@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.api import Pagination
+from common.audit import audit_record
 from common.idempotency import idempotent
 from orders.selectors import (
     cart_for_request,
@@ -190,5 +191,6 @@ class DraftOrderFinalizeApi(APIView):
     )
     def post(self, request: Request, draft_id: int) -> Response:
         assert isinstance(request.user, User)
-        draft_order_finalize(draft_id=draft_id, actor=request.user)
+        draft = draft_order_finalize(draft_id=draft_id, actor=request.user)
+        audit_record(actor=request.user, action="draft_order.finalize", target=draft, details={})
         return _draft_response(draft_id)

@@ -50,3 +50,50 @@ def test_stock_edit_in_the_admin_is_audited_with_old_and_new_values(db, client):
     data["on_hand"] = 12
     client.post(f"/admin/inventory/product/{product.pk}/change/", data)
     assert AuditLogEntry.objects.filter(action="stock.edit").count() == 1
+
+
+def test_staff_api_actions_are_audited(db, client_for):
+    from decimal import Decimal
+
+    from invoicing.services import invoice_assign_number
+    from orders.services import DraftLineSpec, draft_order_create
+
+    staff = StaffFactory()
+    api = client_for(staff)
+    customer = UserFactory(email="customer@example.com")
+    product = ProductFactory(price=Decimal("12.50"), on_hand=10)
+    draft = draft_order_create(customer=customer, lines=[DraftLineSpec(sku=product.sku, quantity=2)], actor=staff)
+
+    response = api.post(f"/api/v1/draft-orders/{draft.pk}/finalize/", {}, format="json")
+    assert response.status_code == 200, response.content
+    finalize = AuditLogEntry.objects.get(action="draft_order.finalize")
+    assert (finalize.actor, finalize.target_type, finalize.target_id) == (staff, "orders.draftorder", str(draft.pk))
+
+    invoice = Invoice.objects.get(order__user=customer)
+    invoice_assign_number(invoice_id=invoice.pk)
+    assert api.post(f"/api/v1/invoices/{invoice.pk}/payment-link/", {}, format="json").status_code == 201
+    link = AuditLogEntry.objects.get(action="invoice.payment_link")
+    assert link.target_id == str(invoice.pk)
+    invoice.refresh_from_db()
+    assert Decimal(link.details["amount"]) == invoice.total  # nothing paid yet: the whole total is due
+
+    sent = api.post(f"/api/v1/invoices/{invoice.pk}/send/", {}, format="json")
+    assert sent.status_code == 200, sent.content
+    assert AuditLogEntry.objects.filter(action="invoice.send", target_id=str(invoice.pk)).exists()
+
+    voided = api.post(f"/api/v1/invoices/{invoice.pk}/void/", {"reason": "duplicate billing"}, format="json")
+    assert voided.status_code == 200, voided.content
+    void = AuditLogEntry.objects.get(action="invoice.void")
+    assert void.actor == staff
+    assert void.details == {"reason": "duplicate billing"}
+    assert void.target_id == str(invoice.pk)
+
+
+def test_a_refused_staff_action_leaves_no_audit_entry(db, client_for):
+    api = client_for(StaffFactory())
+    order = place_order(user=UserFactory())
+    order_mark_paid(order_id=order.pk)
+    invoice = Invoice.objects.get(order=order)  # pending: void is an illegal transition
+    response = api.post(f"/api/v1/invoices/{invoice.pk}/void/", {"reason": "x"}, format="json")
+    assert response.status_code == 409
+    assert not AuditLogEntry.objects.exists()
