@@ -140,10 +140,17 @@ def invoice_gap_audit() -> list[dict[str, object]]:
     from invoicing.models import InvoiceSequence
 
     next_values = dict(InvoiceSequence.objects.values_list("series", "next_value"))
+    by_series = {series: rest for series, *rest in summaries}
+    for series, next_value in next_values.items():  # a series may have lost every number it took
+        if series not in by_series and next_value > 1:
+            by_series[series] = [0, 0, None, None]
     report = []
-    for series, count, distinct, low, high in summaries:
+    for series, (count, distinct, low, high) in sorted(by_series.items()):
         sequence_next = next_values.get(series)
         series_gaps = [(start, end) for s, start, end in gaps if s == series]
+        if sequence_next is not None and sequence_next - 1 > (high or 0):
+            # Numbers the counter handed out above the highest issued one were lost too.
+            series_gaps.append(((high or 0) + 1, sequence_next - 1))
         series_dups = [(number, n) for s, number, n in duplicates if s == series]
         report.append(
             {

@@ -16,7 +16,7 @@ from django.contrib.auth.models import User
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, TextField, Value, When
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -204,8 +204,17 @@ def invoice_assign_number(*, invoice_id: int, fault: FaultInjector | None = None
 def invoice_record_failed_attempt(*, invoice_id: int, error: str) -> None:
     """Count a failed attempt in its own transaction, after the attempt's rollback."""
     now = timezone.now()
-    Invoice.objects.filter(pk=invoice_id, status=InvoiceStatus.PENDING).update(
-        attempts=F("attempts") + 1, last_error=error[:2000], last_attempt_at=now, updated_at=now
+    # Counted even if another delivery of the task issued the invoice meanwhile (the attempt
+    # happened); only a pending invoice shows the error.
+    Invoice.objects.filter(pk=invoice_id).update(
+        attempts=F("attempts") + 1,
+        last_error=Case(
+            When(status=InvoiceStatus.PENDING, then=Value(error[:2000])),
+            default=F("last_error"),
+            output_field=TextField(),
+        ),
+        last_attempt_at=now,
+        updated_at=now,
     )
 
 

@@ -5,7 +5,13 @@ from django.db import transaction
 
 from common.tests.helpers import place_order
 from invoicing.models import Invoice, InvoiceSequence, InvoiceStatus
-from invoicing.services import FaultInjector, InvoiceAttemptFailed, invoice_assign_number
+from invoicing.selectors import invoice_gap_audit
+from invoicing.services import (
+    FaultInjector,
+    InvoiceAttemptFailed,
+    invoice_assign_number,
+    invoice_record_failed_attempt,
+)
 from orders.services import order_mark_paid
 from outbox.models import OutboxEvent
 
@@ -75,7 +81,7 @@ def test_fault_injector_rate_is_respected():
     failures = 0
     for _ in range(1000):
         try:
-            injector.maybe_fail(invoice=None, number=1)  # type: ignore[arg-type]
+            injector.maybe_fail(invoice=Invoice(series="INV"), number=1)
         except InvoiceAttemptFailed:
             failures += 1
     assert 430 < failures < 570
@@ -93,3 +99,94 @@ def test_paid_order_gets_exactly_one_invoice_enqueued(django_capture_on_commit_c
         again = invoice_create_for_order(order=order)
     assert Invoice.objects.filter(order=order).count() == 1
     assert again.order_id == order.pk
+
+
+# --- Gap audit: it says "complete" only when the database proves 1..N -------------------------
+
+
+def _issue(n: int, django_capture_on_commit_callbacks) -> list[Invoice]:
+    invoices = [_paid_invoice(django_capture_on_commit_callbacks) for _ in range(n)]
+    return [invoice_assign_number(invoice_id=i.pk, fault=FaultInjector(rate=0)) for i in invoices]
+
+
+def _audit_of(series: str = "INV") -> dict:
+    [report] = [r for r in invoice_gap_audit() if r["series"] == series]
+    return report
+
+
+def test_gap_audit_of_nothing_numbered_is_empty():
+    assert invoice_gap_audit() == []
+
+
+def test_gap_audit_proves_a_complete_series(django_capture_on_commit_callbacks):
+    _issue(3, django_capture_on_commit_callbacks)
+
+    assert invoice_gap_audit() == [
+        {
+            "series": "INV", "count": 3, "distinct": 3, "min": 1, "max": 3, "missing": [], "missing_count": 0,
+            "duplicates": [], "sequence_next": 4, "complete": True,
+        }
+    ]  # fmt: skip
+
+
+def test_gap_audit_reports_a_hole_in_the_middle(django_capture_on_commit_callbacks):
+    *_, third = _issue(3, django_capture_on_commit_callbacks)
+    # Break the invariant on purpose: 3 becomes 5 (and the counter follows), so 3..4 are missing.
+    Invoice.objects.filter(pk=third.pk).update(number=5)
+    InvoiceSequence.objects.filter(series="INV").update(next_value=6)
+
+    audit = _audit_of()
+
+    assert (audit["missing"], audit["missing_count"], audit["complete"]) == ([(3, 4)], 2, False)
+
+
+def test_gap_audit_reports_a_missing_first_number(django_capture_on_commit_callbacks):
+    first, *_ = _issue(3, django_capture_on_commit_callbacks)
+    Invoice.objects.filter(pk=first.pk).update(number=4)
+    InvoiceSequence.objects.filter(series="INV").update(next_value=5)
+
+    audit = _audit_of()
+
+    assert (audit["min"], audit["missing"], audit["complete"]) == (2, [(1, 1)], False)
+
+
+def test_gap_audit_reports_numbers_taken_by_the_sequence_but_never_issued(django_capture_on_commit_callbacks):
+    _issue(3, django_capture_on_commit_callbacks)
+    # A number taken outside the numbering transaction and lost: the counter ran ahead.
+    InvoiceSequence.objects.filter(series="INV").update(next_value=6)
+
+    audit = _audit_of()
+
+    assert (audit["missing"], audit["missing_count"], audit["complete"]) == ([(4, 5)], 2, False)
+
+
+def test_gap_audit_reports_a_series_whose_every_number_was_lost():
+    InvoiceSequence.objects.create(series="INV", next_value=3)
+
+    audit = _audit_of()
+
+    assert (audit["count"], audit["missing"], audit["missing_count"], audit["complete"]) == (0, [(1, 2)], 2, False)
+
+
+def test_gap_audit_flags_a_counter_behind_the_numbers(django_capture_on_commit_callbacks):
+    _issue(3, django_capture_on_commit_callbacks)
+    InvoiceSequence.objects.filter(series="INV").update(next_value=2)  # the next number would collide
+
+    audit = _audit_of()
+
+    assert (audit["missing"], audit["sequence_next"], audit["complete"]) == ([], 2, False)
+
+
+def test_failed_attempt_is_counted_even_when_another_worker_issued_the_invoice_meanwhile(
+    django_capture_on_commit_callbacks,
+):
+    # Two deliveries of one invoice (a retry and a sweeper re-enqueue): A fails and rolls
+    # back; B issues; then A records its failed attempt. Every attempt stays visible.
+    invoice = _paid_invoice(django_capture_on_commit_callbacks)
+    invoice_assign_number(invoice_id=invoice.pk, fault=FaultInjector(rate=0))
+
+    invoice_record_failed_attempt(invoice_id=invoice.pk, error="simulated fault (late report)")
+
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.number, invoice.attempts) == ("issued", 1, 2)
+    assert invoice.last_error == ""  # an issued invoice shows no error
