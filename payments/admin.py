@@ -41,7 +41,7 @@ def _order_link(order_id: int) -> str:
 @admin.register(PaymentAttempt)
 class PaymentAttemptAdmin(ReadOnlyAdmin):
     list_display = (
-        "id", "order_link", "amount", "currency", "status", "provider", "payment_method",
+        "id", "order_link", "provider_reference", "amount", "currency", "status", "provider", "payment_method",
         "failure_reason", "refund_required", "created_at", "completed_at",
     )  # fmt: skip
     list_filter = ("status", "provider", "refund_required", "failure_code", "created_at")

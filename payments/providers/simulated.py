@@ -104,9 +104,10 @@ def simulated_event(*, attempt: PaymentAttempt, script: str, step: int, started_
     steps = simulated_script(script)
     current = steps[step]
     first = next(i for i, s in enumerate(steps) if s.key == current.key)
-    created_at = (
-        started_at if current.stale else started_at + timedelta(seconds=sum(s.delay_s for s in steps[: first + 1]))
-    )
+    # Each event happens a millisecond after the previous one (plus any delay); a stale
+    # event carries the script's start time: older than the events delivered before it.
+    waited = sum(s.delay_s for s in steps[: first + 1])
+    created_at = started_at if current.stale else started_at + timedelta(seconds=waited, milliseconds=first)
     return {
         "id": f"evt_{attempt.provider_reference}_{current.key}",
         "type": current.event_type.value,

@@ -1,0 +1,124 @@
+"""The simulated provider's scripts, its signing (checked with the standardwebhooks library
+itself), the provider registry, and the delivery task's retries."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook
+
+from common.errors import ValidationFailed
+from common.tests.helpers import place_order
+from payments.models import PaymentStatus, WebhookEvent
+from payments.providers import payment_provider
+from payments.providers.base import PaymentEventType, WebhookSignatureInvalid, json_body, standard_webhook_sign
+from payments.providers.simulated import SimulatedProvider, simulated_event, simulated_script
+from payments.tasks import simulated_deliver
+from payments.tests.helpers import attempt_for
+
+pytestmark = pytest.mark.django_db
+
+STARTED = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+def _events(attempt, script: str) -> list[dict]:
+    return [
+        simulated_event(attempt=attempt, script=script, step=i, started_at=STARTED)
+        for i in range(len(simulated_script(script)))
+    ]
+
+
+@pytest.fixture
+def attempt(monkeypatch):
+    monkeypatch.setattr(simulated_deliver, "delay", lambda **kwargs: None)
+    return attempt_for(place_order())
+
+
+@pytest.mark.parametrize(
+    ("script", "types"),
+    [
+        ("pm_card_success", ["payment.processing", "payment.succeeded"]),
+        ("pm_card_declined", ["payment.processing", "payment.failed"]),
+        ("pm_card_slow", ["payment.processing", "payment.succeeded"]),
+        ("pm_card_flaky", ["payment.processing", "payment.succeeded", "payment.succeeded", "payment.processing"]),
+        ("cancel", ["payment.processing", "payment.failed"]),
+    ],
+)
+def test_every_script_starts_with_processing(attempt, script, types):
+    events = _events(attempt, script)
+
+    assert [e["type"] for e in events] == types
+    assert all(e["data"]["provider_reference"] == attempt.provider_reference for e in events)
+    assert all(e["data"]["amount"] == f"{attempt.amount:.2f}" for e in events)
+
+
+def test_flaky_repeats_the_success_with_one_id_then_sends_an_older_processing_event(attempt):
+    processing, succeeded, again, stale = _events(attempt, "pm_card_flaky")
+
+    assert again == succeeded  # the same event, byte for byte: one webhook-id
+    assert stale["id"] not in {processing["id"], succeeded["id"]}
+    assert datetime.fromisoformat(stale["created_at"]) < datetime.fromisoformat(succeeded["created_at"])
+
+
+def test_slow_succeeds_after_the_configured_delay(attempt, settings):
+    settings.PAYMENT_SIM_SLOW_S = 7.5
+
+    steps = simulated_script("pm_card_slow")
+    _, succeeded = _events(attempt, "pm_card_slow")
+
+    assert [s.delay_s for s in steps] == [0.0, 7.5]
+    assert datetime.fromisoformat(succeeded["created_at"]) - STARTED == timedelta(seconds=7.5, milliseconds=1)
+
+
+def test_declined_reports_the_reason(attempt):
+    failed = _events(attempt, "pm_card_declined")[1]
+
+    assert failed["data"]["failure_reason"] == "Your card was declined."
+
+
+def test_signature_is_standard_webhooks_and_verified_on_the_raw_body(attempt, settings):
+    body = json_body(_events(attempt, "pm_card_success")[1])
+    headers = standard_webhook_sign(
+        secret=settings.PAYMENT_WEBHOOK_SECRET, msg_id="msg_1", timestamp=timezone.now(), body=body
+    )
+
+    assert Webhook(settings.PAYMENT_WEBHOOK_SECRET).verify(body, headers) == json.loads(body)  # the library agrees
+    event = SimulatedProvider().parse_webhook(body=body.encode(), headers=headers)
+    assert (event.webhook_id, event.type, event.amount) == ("msg_1", PaymentEventType.SUCCEEDED, attempt.amount)
+    with pytest.raises(WebhookSignatureInvalid):
+        SimulatedProvider().parse_webhook(body=body.replace("EUR", "USD").encode(), headers=headers)
+    with pytest.raises(WebhookSignatureInvalid):
+        SimulatedProvider().parse_webhook(body=b"\xff\xfe", headers=headers)
+
+
+def test_provider_registry_and_method_validation(settings):
+    assert payment_provider().name == "simulated"
+    with pytest.raises(ValidationFailed):
+        payment_provider().validate_method("pm_card_unknown")
+    with pytest.raises(LookupError, match="stripe"):
+        payment_provider("stripe")
+
+
+def test_delivery_is_retried_then_given_up_without_touching_the_attempt(attempt, settings, monkeypatch):
+    """Eager run of the real task: each retry re-runs the delivery (countdowns are skipped
+    in eager mode); after PAYMENT_WEBHOOK_MAX_RETRIES it stops and logs."""
+    settings.PAYMENT_WEBHOOK_MAX_RETRIES = 3
+    settings.PAYMENT_WEBHOOK_URL = "http://127.0.0.1:9/api/v1/webhooks/payments/"
+    tries: list[str] = []
+
+    def refused(url, data, headers, timeout):  # the endpoint is down
+        tries.append(headers["webhook-id"])
+        raise requests.ConnectionError("connection refused")
+
+    monkeypatch.setattr(requests, "post", refused)
+
+    simulated_deliver.apply(
+        kwargs={"attempt_id": attempt.pk, "script": "pm_card_success", "step": 1, "started_at": STARTED.isoformat()}
+    )
+
+    assert tries == [f"evt_{attempt.provider_reference}_succeeded"] * 4  # first try + 3 retries, same id
+    attempt.refresh_from_db()
+    assert attempt.status == PaymentStatus.PROCESSING
+    assert not WebhookEvent.objects.exists()
