@@ -98,6 +98,7 @@ def test_sigterm_while_an_invoice_waits_for_its_retry_loses_nothing(worker):
     queue; the next worker runs the retry. (The sweeper is the second line of defence,
     for a worker killed with SIGKILL; no beat runs here, so it plays no part.)"""
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.delete("celery", "unacked", "unacked_index")  # this run's broker: start from an empty queue
     first = worker(INVOICE_FAILURE_RATE="1", INVOICE_RETRY_BASE_S="12", INVOICE_RETRY_MAX_S="12")
     order = place_order(user=UserFactory())
     order_mark_paid(order_id=order.pk)  # commits: the numbering task is enqueued
