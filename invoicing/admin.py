@@ -1,16 +1,46 @@
+from datetime import date, timedelta
+
 from django.contrib import admin, messages
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
 from common.audit import audit_record
-from invoicing.models import Invoice, InvoiceLine, InvoiceSequence, InvoiceStatus
-from invoicing.selectors import invoice_gap_audit
-from invoicing.services import invoice_retry_now
+from common.errors import ApplicationError
+from invoicing.charts import revenue_bar_chart
+from invoicing.models import (
+    BillingProfile,
+    Invoice,
+    InvoiceLine,
+    InvoiceSequence,
+    InvoiceStatus,
+    InvoiceStatusChange,
+    SalesReport,
+)
+from invoicing.selectors import (
+    invoice_amount_due,
+    invoice_amount_paid,
+    invoice_gap_audit,
+    invoice_is_overdue,
+    invoice_payment_status,
+    invoices_with_amounts,
+    sales_report_build,
+    sales_revenue_by_day,
+)
+from invoicing.services import (
+    invoice_payment_link_create,
+    invoice_retry_now,
+    invoice_send_email,
+    invoice_void,
+    sales_report_send,
+)
 
 
 class InvoiceLineInline(admin.TabularInline):
@@ -24,10 +54,22 @@ class InvoiceLineInline(admin.TabularInline):
         return False
 
 
+class InvoiceStatusChangeInline(admin.TabularInline):
+    model = InvoiceStatusChange
+    extra = 0
+    can_delete = False
+    fields = ("created_at", "from_state", "to_state", "reason", "actor")
+    readonly_fields = fields
+    verbose_name_plural = "status changes (after issue)"
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+
 @admin.register(Invoice)
 class InvoiceAdmin(admin.ModelAdmin):
     list_display = (
-        "id", "number_display", "order_link", "status", "total", "currency",
+        "id", "number_display", "order_link", "status", "total", "currency", "payment_display", "due_date_display",
         "attempts", "short_error", "last_attempt_at", "age",
     )  # fmt: skip
     list_filter = ("status", "series", "created_at")
@@ -35,12 +77,24 @@ class InvoiceAdmin(admin.ModelAdmin):
     list_select_related = ("order",)
     date_hierarchy = "created_at"
     actions = ["retry_now"]
-    inlines = [InvoiceLineInline]
+    inlines = [InvoiceLineInline, InvoiceStatusChangeInline]
     readonly_fields = (
         "order", "series", "number", "status", "issued_at", "attempts", "last_error", "last_attempt_at",
         "enqueued_at", "currency", "subtotal", "discount", "shipping", "tax", "total", "created_at", "updated_at",
+        # Invoices as documents: all read-only too (an issued invoice is never edited).
+        "document_links", "payment_summary", "due_date_display", "tax_breakdown_display", "seller_details",
+        "billing_details", "due_days", "allow_partial", "notes", "overdue_at", "reminder_sent_at", "voided_at",
+        "void_reason", "sent_at", "tax_breakdown",
     )  # fmt: skip
     change_list_template = "admin/invoicing/invoice/change_list.html"
+    change_form_template = "admin/invoicing/invoice/change_form.html"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Invoice]:
+        return invoices_with_amounts(super().get_queryset(request))
+
+    def get_fields(self, request: HttpRequest, obj: Invoice | None = None) -> list[str]:  # type: ignore[override]
+        hidden = {"tax_breakdown"}  # shown as tax_breakdown_display
+        return [f for f in self.readonly_fields if f not in hidden]
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
@@ -81,9 +135,131 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     def get_urls(self):  # type: ignore[no-untyped-def]
         custom = [
-            path("gap-audit/", self.admin_site.admin_view(self.gap_audit_view), name="invoicing_invoice_gap_audit")
+            path("gap-audit/", self.admin_site.admin_view(self.gap_audit_view), name="invoicing_invoice_gap_audit"),
+            path("<int:invoice_id>/send/", self.admin_site.admin_view(self.send_view), name="invoicing_invoice_send"),
+            path(
+                "<int:invoice_id>/payment-link/",
+                self.admin_site.admin_view(self.payment_link_view),
+                name="invoicing_invoice_payment_link",
+            ),
+            path("<int:invoice_id>/void/", self.admin_site.admin_view(self.void_view), name="invoicing_invoice_void"),
+            path(
+                "<int:invoice_id>/correct/",
+                self.admin_site.admin_view(self.correct_view),
+                name="invoicing_invoice_correct",
+            ),
         ]
         return custom + super().get_urls()
+
+    # --- Invoices as documents: display
+
+    @admin.display(description="payment")
+    def payment_display(self, obj: Invoice) -> str:
+        if obj.status == InvoiceStatus.VOID:
+            return "VOID"
+        label = invoice_payment_status(invoice=obj).replace("_", " ")
+        return f"{label} (overdue)" if invoice_is_overdue(invoice=obj) else label
+
+    @admin.display(description="due date")
+    def due_date_display(self, obj: Invoice) -> str:
+        return obj.due_date.isoformat() if obj.due_date else "—"
+
+    @admin.display(description="paid / due")
+    def payment_summary(self, obj: Invoice) -> str:
+        return format_html(
+            '<span data-testid="admin-payment-status">{}</span>: paid {} {}, due {} {}',
+            self.payment_display(obj),
+            invoice_amount_paid(invoice=obj),
+            obj.currency,
+            invoice_amount_due(invoice=obj),
+            obj.currency,
+        )
+
+    @admin.display(description="tax by rate")
+    def tax_breakdown_display(self, obj: Invoice) -> str:
+        if not obj.tax_rows:
+            return "—"
+        return format_html_join(
+            "<br>",
+            "VAT {}% on {} {}: {} {}",
+            ((r["rate"] * 100, r["net"], obj.currency, r["tax"], obj.currency) for r in obj.tax_rows),
+        )
+
+    @admin.display(description="document")
+    def document_links(self, obj: Invoice) -> str:
+        if obj.number is None:
+            return "No PDF while pending: it is rendered once the invoice is issued."
+        return format_html(
+            '<a href="{}" data-testid="admin-invoice-pdf">Download PDF</a>',
+            reverse("api-invoice-pdf", args=[obj.pk]),
+        )
+
+    # --- Invoices as documents: staff actions (each a service call)
+
+    def _post_only(self, request: HttpRequest, invoice_id: int) -> Invoice:
+        if request.method != "POST" or not self.has_view_permission(request):
+            raise PermissionDenied
+        return Invoice.objects.get(pk=invoice_id)
+
+    def send_view(self, request: HttpRequest, invoice_id: int) -> HttpResponse:
+        invoice = self._post_only(request, invoice_id)
+        actor = request.user if isinstance(request.user, User) else None
+        try:
+            invoice_send_email(invoice_id=invoice.pk, actor=actor)
+        except ApplicationError as exc:
+            self.message_user(request, f"Not sent: {exc.message}", messages.ERROR)
+        else:
+            audit_record(actor=request.user, action="invoice.send", target=invoice, details={})
+            self.message_user(request, f"Invoice {invoice.display_number} sent with its PDF.", messages.SUCCESS)
+        return redirect("admin:invoicing_invoice_change", invoice.pk)
+
+    def payment_link_view(self, request: HttpRequest, invoice_id: int) -> HttpResponse:
+        invoice = self._post_only(request, invoice_id)
+        actor = request.user if isinstance(request.user, User) else None
+        try:
+            link = invoice_payment_link_create(invoice_id=invoice.pk, actor=actor)
+        except ApplicationError as exc:
+            self.message_user(request, f"No payment link: {exc.message}", messages.ERROR)
+            return redirect("admin:invoicing_invoice_change", invoice.pk)
+        audit_record(
+            actor=request.user, action="invoice.payment_link", target=invoice, details={"amount": str(link.amount)}
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Payment link for invoice {invoice.display_number}",
+            "opts": self.model._meta,
+            "original": invoice,
+            "link": link,
+            "url": request.build_absolute_uri(link.path),
+        }
+        return TemplateResponse(request, "admin/invoicing/invoice/payment_link.html", context)
+
+    def void_view(self, request: HttpRequest, invoice_id: int) -> HttpResponse:
+        invoice = self._post_only(request, invoice_id)
+        actor = request.user if isinstance(request.user, User) else None
+        reason = request.POST.get("reason", "")[:200]
+        try:
+            invoice_void(invoice_id=invoice.pk, actor=actor, reason=reason)
+        except ApplicationError as exc:
+            self.message_user(request, f"Not voided: {exc.message}", messages.ERROR)
+        else:
+            audit_record(actor=request.user, action="invoice.void", target=invoice, details={"reason": reason})
+            self.message_user(request, f"Invoice {invoice.display_number} is void; its order was cancelled.")
+        return redirect("admin:invoicing_invoice_change", invoice.pk)
+
+    def correct_view(self, request: HttpRequest, invoice_id: int) -> HttpResponse:
+        """A new draft order with this invoice's lines: the correction path after a void."""
+        from orders.services import draft_order_create_from_order
+
+        invoice = self._post_only(request, invoice_id)
+        actor = request.user if isinstance(request.user, User) else None
+        try:
+            draft = draft_order_create_from_order(order_id=invoice.order_id, actor=actor)
+        except ApplicationError as exc:
+            self.message_user(request, f"No draft created: {exc.message}", messages.ERROR)
+            return redirect("admin:invoicing_invoice_change", invoice.pk)
+        self.message_user(request, f"Draft order #{draft.pk} created from invoice {invoice.display_number}.")
+        return redirect("admin:orders_draftorder_change", draft.pk)
 
     def gap_audit_view(self, request: HttpRequest) -> HttpResponse:
         context = {
@@ -109,3 +285,72 @@ class InvoiceSequenceAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
+
+
+@admin.register(BillingProfile)
+class BillingProfileAdmin(admin.ModelAdmin):
+    list_display = ("user", "company", "email", "country", "payment_terms_days")
+    search_fields = ("user__username", "user__email", "company", "email", "vat_id")
+    autocomplete_fields = ("user",)
+
+
+@admin.register(SalesReport)
+class SalesReportAdmin(admin.ModelAdmin):
+    """Reports e-mailed so far (one per day), and the report of any day, computed live,
+    with the last 30 days' revenue as a server-rendered SVG chart."""
+
+    list_display = ("date", "orders", "revenue", "sent_at", "recipients_display")
+    date_hierarchy = "date"
+    readonly_fields = ("date", "data", "generated_at", "sent_at", "recipients")
+    change_list_template = "admin/invoicing/salesreport/change_list.html"
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    @admin.display(description="orders")
+    def orders(self, obj: SalesReport) -> int:
+        return int(obj.data.get("orders", {}).get("count", 0))
+
+    @admin.display(description="revenue")
+    def revenue(self, obj: SalesReport) -> str:
+        return ", ".join(f"{amount} {currency}" for currency, amount in obj.data.get("revenue", {}).items()) or "—"
+
+    @admin.display(description="sent to")
+    def recipients_display(self, obj: SalesReport) -> str:
+        return ", ".join(obj.recipients)
+
+    def get_urls(self):  # type: ignore[no-untyped-def]
+        custom = [path("day/", self.admin_site.admin_view(self.day_view), name="invoicing_salesreport_day")]
+        return custom + super().get_urls()
+
+    def day_view(self, request: HttpRequest) -> HttpResponse:
+        yesterday = timezone.now().date() - timedelta(days=1)
+        try:
+            day = date.fromisoformat(request.GET.get("date", "")) if request.GET.get("date") else yesterday
+        except ValueError:
+            day = yesterday
+        if request.method == "POST":
+            if not self.has_view_permission(request):
+                raise PermissionDenied
+            report = sales_report_send(day=day)
+            self.message_user(request, f"Report for {day} sent to {', '.join(report.recipients)} (once per day).")
+            return redirect(f"{reverse('admin:invoicing_salesreport_day')}?date={day.isoformat()}")
+        stored = SalesReport.objects.filter(date=day).first()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Sales report for {day.isoformat()}",
+            "opts": self.model._meta,
+            "day": day,
+            "previous_day": day - timedelta(days=1),
+            "next_day": day + timedelta(days=1) if day < timezone.now().date() else None,
+            "report": sales_report_build(day=day),
+            "stored": stored,
+            "charts": [
+                revenue_bar_chart(currency=currency, series=series)
+                for currency, series in sales_revenue_by_day(last_day=day, days=30).items()
+            ],
+        }
+        return TemplateResponse(request, "admin/invoicing/salesreport/day.html", context)

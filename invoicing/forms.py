@@ -2,6 +2,7 @@ import uuid
 from decimal import Decimal
 
 from django import forms
+from django.core.validators import MaxValueValidator
 
 from common.money import currency_exponent
 from invoicing.selectors import PaymentLinkView
@@ -24,7 +25,7 @@ class LinkPayForm(forms.Form):
         self.link = link
         amount = self.fields["amount"]
         assert isinstance(amount, forms.DecimalField)
-        amount.max_value = link.payable
+        amount.validators.append(MaxValueValidator(link.payable))
         amount.decimal_places = currency_exponent(link.invoice.currency)
         amount.initial = link.payable
         amount.widget.attrs.update({"max": str(link.payable), "step": "0.01", "class": "amount-input"})

@@ -1,8 +1,27 @@
-from django.contrib import admin
-from django.utils.html import format_html
+from typing import Any
 
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from common.errors import ApplicationError
 from inventory.models import Reservation
-from orders.models import Order, OrderLine, OrderStatusChange
+from orders.models import DraftOrder, DraftOrderLine, DraftOrderStatus, Order, OrderLine, OrderStatusChange
+from orders.selectors import draft_order_view
+from orders.services import (
+    DraftLineSpec,
+    draft_order_create,
+    draft_order_delete,
+    draft_order_finalize,
+    draft_order_set_lines,
+    draft_order_update,
+)
 from outbox.models import OutboxEvent
 from payments.models import PaymentAttempt
 
@@ -88,4 +107,227 @@ class OrderAdmin(admin.ModelAdmin):
         return format_html(
             "<br>".join(["{} at {} (published {})"] * len(events)),
             *[v for e in events for v in (e.event_type, e.created_at, e.published_at or "not yet")],
+        )
+
+
+# --- Draft orders (staff billing) --------------------------------------------------------------
+
+
+class DraftOrderLineForm(forms.ModelForm):
+    """A catalog line (product + quantity; name, price and tax rate from the catalog unless
+    given) or a free text line (description, unit price, tax rate)."""
+
+    class Meta:
+        model = DraftOrderLine
+        fields = ("product", "description", "quantity", "unit_price", "tax_rate")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("description", "unit_price", "tax_rate"):
+            self.fields[name].required = False
+        self.fields["tax_rate"].help_text = "0.20 is 20%"
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("product") and not data.get("DELETE"):
+            for name in ("description", "unit_price", "tax_rate"):
+                if data.get(name) in (None, ""):
+                    self.add_error(name, "Required for a line without a product.")
+        return data
+
+
+class DraftOrderLineInline(admin.TabularInline):
+    model = DraftOrderLine
+    form = DraftOrderLineForm
+    extra = 1
+    autocomplete_fields = ("product",)
+
+
+class DraftOrderForm(forms.ModelForm):
+    class Meta:
+        model = DraftOrder
+        fields = ("customer", "currency", "due_days", "allow_partial", "shipping", "coupon_code", "notes")
+
+
+@admin.register(DraftOrder)
+class DraftOrderAdmin(admin.ModelAdmin):
+    """Staff billing: create a draft for a customer, add lines, review the totals, finalize.
+    Every write goes through orders.services (draft_order_*), not the ORM."""
+
+    form = DraftOrderForm
+    list_display = (
+        "id",
+        "customer",
+        "status",
+        "line_count",
+        "total_display",
+        "order_link",
+        "invoice_link",
+        "created_at",
+    )
+    list_filter = ("status", "currency", "created_at")
+    search_fields = ("=id", "customer__username", "customer__email", "lines__sku")
+    list_select_related = ("customer", "order__invoice")
+    autocomplete_fields = ("customer",)
+    inlines = [DraftOrderLineInline]
+    actions = ["finalize_selected"]
+    change_form_template = "admin/orders/draftorder/change_form.html"
+    readonly_fields = ("totals", "order_link", "invoice_link", "finalized_at", "finalized_by", "created_by")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DraftOrder]:
+        return super().get_queryset(request).prefetch_related("lines")
+
+    def get_fieldsets(self, request: HttpRequest, obj: DraftOrder | None = None) -> Any:
+        main = ("customer", "currency", "due_days", "allow_partial", "shipping", "coupon_code", "notes")
+        if obj is None:
+            return [(None, {"fields": main})]
+        return [
+            (None, {"fields": main}),
+            ("Totals", {"fields": ("totals",)}),
+            ("Placed", {"fields": ("order_link", "invoice_link", "finalized_at", "finalized_by", "created_by")}),
+        ]
+
+    def has_change_permission(self, request: HttpRequest, obj: DraftOrder | None = None) -> bool:
+        if obj is not None and obj.status != DraftOrderStatus.DRAFT:
+            return False  # finalized: the order and its invoice are the record now
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: DraftOrder | None = None) -> bool:
+        if obj is not None and obj.status != DraftOrderStatus.DRAFT:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    # --- writes through the services
+
+    def save_model(self, request: HttpRequest, obj: DraftOrder, form: Any, change: bool) -> None:
+        values = {name: form.cleaned_data[name] for name in DraftOrderForm.Meta.fields}
+        actor = request.user if isinstance(request.user, User) else None
+        if change:
+            draft_order_update(draft_id=obj.pk, actor=actor, **values)
+            return
+        coupon = values.pop("coupon_code")
+        created = draft_order_create(lines=[], actor=actor, coupon=coupon, **values)
+        obj.pk = created.pk
+        obj.created_at = created.created_at
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        specs = []
+        for line_form in formset.forms:
+            data = getattr(line_form, "cleaned_data", None)
+            if not data or data.get("DELETE"):
+                continue
+            product = data.get("product")
+            specs.append(
+                DraftLineSpec(
+                    quantity=data["quantity"],
+                    sku=product.sku if product else "",
+                    description=data.get("description") or "",
+                    unit_price=data.get("unit_price"),
+                    tax_rate=data.get("tax_rate"),
+                )
+            )
+        try:
+            draft_order_set_lines(draft_id=form.instance.pk, lines=specs)
+        except ApplicationError as exc:
+            self.message_user(request, f"Lines not saved: {exc.message} {exc.details}", messages.ERROR)
+
+    def delete_model(self, request: HttpRequest, obj: DraftOrder) -> None:
+        draft_order_delete(draft_id=obj.pk)
+
+    # --- finalize
+
+    def get_urls(self):  # type: ignore[no-untyped-def]
+        custom = [
+            path(
+                "<int:draft_id>/finalize/",
+                self.admin_site.admin_view(self.finalize_view),
+                name="orders_draftorder_finalize",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def finalize_view(self, request: HttpRequest, draft_id: int) -> HttpResponse:
+        if request.method != "POST":
+            return redirect("admin:orders_draftorder_change", draft_id)
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        self._finalize(request, draft_id)
+        return redirect("admin:orders_draftorder_change", draft_id)
+
+    def _finalize(self, request: HttpRequest, draft_id: int) -> bool:
+        actor = request.user if isinstance(request.user, User) else None
+        try:
+            draft = draft_order_finalize(draft_id=draft_id, actor=actor)
+        except ApplicationError as exc:
+            self.message_user(request, f"Draft order #{draft_id} not finalized: {exc.message}", messages.ERROR)
+            return False
+        self.message_user(
+            request,
+            format_html(
+                "Draft order #{} finalized: order <a href='{}'>#{}</a> placed, its invoice is being issued.",
+                draft.pk,
+                reverse("admin:orders_order_change", args=[draft.order_id]),
+                draft.order_id,
+            ),
+            messages.SUCCESS,
+        )
+        return True
+
+    @admin.action(description="Finalize selected draft orders (reserve stock, place, invoice)")
+    def finalize_selected(self, request: HttpRequest, queryset: QuerySet[DraftOrder]) -> None:
+        for draft_id in queryset.filter(status=DraftOrderStatus.DRAFT).values_list("pk", flat=True):
+            self._finalize(request, draft_id)
+
+    # --- display
+
+    @admin.display(description="lines")
+    def line_count(self, obj: DraftOrder) -> int:
+        return len(obj.lines.all())
+
+    @admin.display(description="total")
+    def total_display(self, obj: DraftOrder) -> str:
+        try:
+            return f"{draft_order_view(draft=obj).totals.total} {obj.currency}"
+        except ApplicationError:
+            return "—"
+
+    @admin.display(description="totals")
+    def totals(self, obj: DraftOrder) -> str:
+        if obj.pk is None:
+            return "—"
+        try:
+            view = draft_order_view(draft=obj)
+        except ApplicationError as exc:
+            return exc.message
+        t, cur = view.totals, obj.currency
+        rows = [("Subtotal", t.subtotal), ("Discount", -t.discount), ("Shipping", t.shipping)]
+        rows += [(f"VAT {row['rate'] * 100:g}% on {row['net']}", row["tax"]) for row in view.tax_by_rate]
+        rows += [("Total", t.total)]
+        return format_html(
+            '<table class="draft-totals" data-testid="draft-totals">{}</table>',
+            format_html_join(
+                "",
+                '<tr><th>{}</th><td style="text-align:right" data-label="{}">{} {}</td></tr>',
+                ((label, label, amount, cur) for label, amount in rows),
+            ),
+        )
+
+    @admin.display(description="order")
+    def order_link(self, obj: DraftOrder) -> str:
+        if obj.order_id is None:
+            return "—"
+        return format_html(
+            '<a href="{}">#{}</a>', reverse("admin:orders_order_change", args=[obj.order_id]), obj.order_id
+        )
+
+    @admin.display(description="invoice")
+    def invoice_link(self, obj: DraftOrder) -> str:
+        invoice = getattr(obj.order, "invoice", None) if obj.order_id else None
+        if invoice is None:
+            return "—"
+        return format_html(
+            '<a href="{}" data-testid="draft-invoice-link">{}</a> ({})',
+            reverse("admin:invoicing_invoice_change", args=[invoice.pk]),
+            invoice.display_number,
+            invoice.get_status_display(),
         )
