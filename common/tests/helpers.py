@@ -117,9 +117,14 @@ def worker_env(**overrides: str) -> dict[str, str]:
 class WorkerProcess:
     """A real `celery worker` subprocess (its own process group, so SIGKILL takes all)."""
 
-    def __init__(self, env: dict[str, str], concurrency: int = 4, log_path: Path | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], concurrency: int = 4, log_path: Path | None = None, beat: bool = False
+    ) -> None:
+        """`beat=True` embeds Celery beat (`-B`) with the settings' beat_schedule and a fresh
+        schedule file, so periodic tasks (the invoice sweeper) run as in production."""
         self.env = env
         self.concurrency = concurrency
+        self.beat = beat
         self.log_path = log_path or ROOT / "test-artifacts" / f"worker-{uuid.uuid4().hex[:8]}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -129,6 +134,9 @@ class WorkerProcess:
         command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO"]
         command += [f"--concurrency={self.concurrency}", "--pool=prefork", "--prefetch-multiplier=1", "-Ofair"]
         command += ["--without-gossip", "--without-mingle", "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h"]
+        if self.beat:
+            schedule = self.log_path.with_suffix(".beat-schedule")
+            command += ["-B", "--schedule", str(schedule)]
         self.proc = subprocess.Popen(
             command,
             cwd=ROOT,
