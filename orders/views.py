@@ -104,8 +104,8 @@ def checkout(request: HttpRequest) -> HttpResponse:
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("checkout")
-    if isinstance(begun, IdempotentReplay):
-        return redirect("order", order_id=begun.body["order_id"])
+    if isinstance(begun, IdempotentReplay):  # a double submit lands where the first one did
+        return redirect("order-pay", order_id=begun.body["order_id"])
     try:
         order = checkout_place_order(
             cart=cart, user=_signed_in(request), shipping_address=payload["address"], coupon=data["coupon"]
