@@ -38,6 +38,7 @@ run: demo
 	@echo "  Shop:      http://127.0.0.1:$(PORT)/"
 	@echo "  Admin:     http://127.0.0.1:$(PORT)/admin/   (admin / admin-pass)"
 	@echo "  Shopper:   shopper / shopper-pass"
+	@echo "  Staff:     staff / staff-pass   (staff role, not a superuser)"
 	@echo "  API docs:  http://127.0.0.1:$(PORT)/api/v1/docs/"
 	@echo "  Health:    http://127.0.0.1:$(PORT)/health/"
 	@echo ""

@@ -97,3 +97,19 @@ def test_a_refused_staff_action_leaves_no_audit_entry(db, client_for):
     response = api.post(f"/api/v1/invoices/{invoice.pk}/void/", {"reason": "x"}, format="json")
     assert response.status_code == 409
     assert not AuditLogEntry.objects.exists()
+
+
+def test_demo_staff_clerk_has_the_staff_role_but_is_no_superuser(db):
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    call_command("seed_demo")
+    call_command("seed_demo")  # idempotent
+    clerk = get_user_model().objects.get(username="staff")
+    assert clerk.is_staff and not clerk.is_superuser
+    assert clerk.has_perm("invoicing.change_invoice")
+    assert clerk.has_perm("inventory.change_stock")
+    assert clerk.has_perm("orders.view_order")
+    assert clerk.has_perm("payments.view_paymentattempt")
+    assert not clerk.has_perm("invoicing.delete_invoice")
+    assert not clerk.has_perm("auth.change_user")

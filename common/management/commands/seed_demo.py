@@ -1,4 +1,4 @@
-"""Demo data for `make run`: a catalog with stock, a shopper and a staff admin. Idempotent."""
+"""Demo data for `make run`: a catalog with stock, a shopper, a staff clerk and an admin. Idempotent."""
 
 from decimal import Decimal
 from typing import Any
@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from common.roles import staff_group_sync
 from inventory.models import Product, Stock
 
 PRODUCTS = [
@@ -44,4 +45,10 @@ class Command(BaseCommand):
                 user_model.objects.create_user("shopper", "shopper@example.com", "shopper-pass")
             if not user_model.objects.filter(username="admin").exists():
                 user_model.objects.create_superuser("admin", "admin@example.com", "admin-pass")
-        self.stdout.write(self.style.SUCCESS(f"Demo data ready: {len(PRODUCTS)} products, users shopper and admin."))
+            if not user_model.objects.filter(username="staff").exists():
+                # The staff role (not a superuser): the "staff" group's permissions only.
+                clerk = user_model.objects.create_user("staff", "staff@example.com", "staff-pass", is_staff=True)
+                clerk.groups.add(staff_group_sync())
+        self.stdout.write(
+            self.style.SUCCESS(f"Demo data ready: {len(PRODUCTS)} products, users shopper, staff and admin.")
+        )
