@@ -58,7 +58,7 @@ def _check_broker() -> dict[str, Any]:
 
     with Connection(url, connect_timeout=settings.HEALTH_CHECK_TIMEOUT_S) as conn:
         conn.ensure_connection(
-            max_retries=1, interval_start=0, interval_step=0.2, timeout=settings.HEALTH_CHECK_TIMEOUT_S
+            max_retries=1, interval_start=0, interval_step=0, timeout=settings.HEALTH_CHECK_TIMEOUT_S
         )
     return {"backend": _backend_name(url)}
 
