@@ -226,6 +226,8 @@ class DraftOrderAdmin(admin.ModelAdmin):
                     tax_rate=data.get("tax_rate"),
                 )
             )
+        # What the admin's change message reads (formset.save() would set them; the service writes instead).
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         try:
             draft_order_set_lines(draft_id=form.instance.pk, lines=specs)
         except ApplicationError as exc:
@@ -307,7 +309,7 @@ class DraftOrderAdmin(admin.ModelAdmin):
             '<table class="draft-totals" data-testid="draft-totals">{}</table>',
             format_html_join(
                 "",
-                '<tr><th>{}</th><td style="text-align:right" data-label="{}">{} {}</td></tr>',
+                '<tr><th>{}</th><td class="amount" data-label="{}">{} {}</td></tr>',
                 ((label, label, amount, cur) for label, amount in rows),
             ),
         )

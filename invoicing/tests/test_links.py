@@ -316,3 +316,41 @@ def payment_attempt_create_for(order, amount: Decimal) -> PaymentAttempt:
     from payments.services import payment_attempt_create
 
     return payment_attempt_create(order_id=order.pk, user=order.user, amount=amount)
+
+
+def test_staff_copy_a_payment_link_from_the_admin(client):
+    from common.tests.factories import StaffFactory
+
+    invoice = staff_invoice()
+    client.force_login(StaffFactory(is_superuser=True))
+    page = client.get(f"/admin/invoicing/invoice/{invoice.pk}/change/").content.decode()
+    assert 'id="create-payment-link"' in page
+    assert client.get(f"/admin/invoicing/invoice/{invoice.pk}/payment-link/").status_code == 403  # POST only
+
+    response = client.post(f"/admin/invoicing/invoice/{invoice.pk}/payment-link/")
+
+    assert response.status_code == 200
+    url = re.search(r'id="payment-link-url" data-testid="payment-link-url">', response.content.decode())
+    value = re.search(r'value="(http://testserver/pay/[^"]+)"', response.content.decode()).group(1)
+    assert url is not None
+    assert 'data-state="payable"' in client.get(value.removeprefix("http://testserver")).content.decode()
+
+
+def test_staff_send_and_void_from_the_admin(client):
+    from django.core import mail
+
+    from common.tests.factories import StaffFactory
+
+    invoice = staff_invoice()
+    client.force_login(StaffFactory(is_superuser=True))
+
+    client.post(f"/admin/invoicing/invoice/{invoice.pk}/send/")
+    assert len(mail.outbox) == 1
+    page = client.post(f"/admin/invoicing/invoice/{invoice.pk}/void/", {"reason": "typo"}, follow=True)
+
+    invoice.refresh_from_db()
+    assert invoice.status == "void"
+    assert "is void" in page.content.decode()
+    assert 'id="correct-invoice"' in page.content.decode()
+    draft_page = client.post(f"/admin/invoicing/invoice/{invoice.pk}/correct/", follow=True).content.decode()
+    assert "created from invoice" in draft_page

@@ -217,3 +217,91 @@ def test_correction_copies_the_order_into_a_new_draft():
         (product.sku, 2, Decimal("9.99")),
         ("", 1, Decimal("5.00")),
     ]
+
+
+# --- The admin: every write goes through the services -------------------------------------------
+
+
+def _admin_client(client):
+    client.force_login(StaffFactory(is_superuser=True))
+    return client
+
+
+def _inline(rows: list[dict], prefix: str = "lines") -> dict:
+    data = {
+        f"{prefix}-TOTAL_FORMS": str(len(rows)),
+        f"{prefix}-INITIAL_FORMS": "0",
+        f"{prefix}-MIN_NUM_FORMS": "0",
+        f"{prefix}-MAX_NUM_FORMS": "1000",
+    }
+    for i, row in enumerate(rows):
+        data.update({f"{prefix}-{i}-{k}": v for k, v in row.items()})
+    return data
+
+
+def test_admin_creates_a_draft_shows_totals_and_finalizes(client):
+    admin = _admin_client(client)
+    customer = UserFactory()
+    product = ProductFactory(price=Decimal("79.00"), on_hand=5)
+    form = {
+        "customer": customer.pk,
+        "currency": "EUR",
+        "due_days": "14",
+        "shipping": "0.00",
+        "coupon_code": "",
+        "notes": "",
+        "_continue": "1",
+        **_inline(
+            [
+                {"product": product.pk, "quantity": "2"},
+                {"description": "Installation", "quantity": "1", "unit_price": "42.00", "tax_rate": "0.2"},
+            ]
+        ),
+    }
+
+    response = admin.post("/admin/orders/draftorder/add/", form)
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    draft = DraftOrder.objects.get(customer=customer)
+    assert (draft.due_days, draft.lines.count()) == (14, 2)
+    assert OutboxEvent.objects.filter(event_type="draft_order.created", aggregate_id=str(draft.pk)).exists()
+    page = admin.get(f"/admin/orders/draftorder/{draft.pk}/change/").content.decode()
+    assert 'data-label="Total">240.00 EUR' in page
+    assert 'id="finalize-draft"' in page
+
+    assert admin.get(f"/admin/orders/draftorder/{draft.pk}/finalize/").status_code == 302  # GET does nothing
+    assert DraftOrder.objects.get(pk=draft.pk).status == DraftOrderStatus.DRAFT
+    finalized = admin.post(f"/admin/orders/draftorder/{draft.pk}/finalize/", follow=True).content.decode()
+
+    draft.refresh_from_db()
+    assert draft.status == DraftOrderStatus.FINALIZED
+    assert f"Draft order #{draft.pk} finalized" in finalized
+    assert 'id="open-invoice"' in finalized
+    assert 'id="finalize-draft"' not in finalized  # finalized: read-only
+
+
+def test_admin_reports_stock_shortage_on_finalize_and_changes_nothing(client):
+    admin = _admin_client(client)
+    product = ProductFactory(sku="RARE-1", on_hand=1)
+    draft = _draft(lines=[DraftLineSpec(sku=product.sku, quantity=3)])
+
+    page = admin.post(f"/admin/orders/draftorder/{draft.pk}/finalize/", follow=True).content.decode()
+
+    assert "not finalized" in page
+    assert "RARE-1" in page
+    assert not Order.objects.exists()
+    assert Stock.objects.get(product=product).reserved == 0
+
+
+def test_admin_free_text_line_needs_price_and_rate(client):
+    admin = _admin_client(client)
+    form = {
+        "customer": UserFactory().pk,
+        "currency": "EUR",
+        "shipping": "0.00",
+        **_inline([{"description": "Something", "quantity": "1"}]),
+    }
+    response = admin.post("/admin/orders/draftorder/add/", form)
+    assert response.status_code == 200
+    assert "Required for a line without a product." in response.content.decode()
+    assert not DraftOrder.objects.exists()
