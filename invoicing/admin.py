@@ -197,7 +197,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     # --- Invoices as documents: staff actions (each a service call)
 
     def _post_only(self, request: HttpRequest, invoice_id: int) -> Invoice:
-        if request.method != "POST" or not self.has_view_permission(request):
+        if request.method != "POST" or not self.has_change_permission(request):
             raise PermissionDenied
         return Invoice.objects.get(pk=invoice_id)
 

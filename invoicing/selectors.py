@@ -82,7 +82,7 @@ def invoice_amount_committed(*, invoice: Invoice) -> Decimal:
         )["s"]
         or ZERO
     )
-    return invoice_amount_paid(invoice=invoice) + in_flight
+    return invoice_amount_paid(invoice=invoice) + money_round(Decimal(in_flight), invoice.currency)
 
 
 def invoice_has_processing_payment(*, invoice: Invoice) -> bool:
