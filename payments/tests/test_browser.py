@@ -7,7 +7,6 @@ import os
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs an event loop
 
 import re
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import expect
 
 from common.tests.factories import ProductFactory, UserFactory
 from invoicing.models import Invoice, InvoiceSequence
@@ -25,16 +24,6 @@ from payments.models import PaymentAttempt, PaymentStatus
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 class SequenceHold:

@@ -1,8 +1,8 @@
 """A real Chromium (the system one) driven by Playwright's sync API, for the storefront tests.
 
-One browser per test session; each test opens its own contexts (cookies, JavaScript on or
-off) through `new_context`, which closes them afterwards and, when the test failed, saves
-a screenshot of every open page to test-artifacts/ first.
+One browser per test session (the root conftest's `browser`); each test opens its own
+contexts (cookies, JavaScript on or off) through `new_context`, which closes them afterwards
+and, when the test failed, saves a screenshot of every open page to test-artifacts/ first.
 """
 
 import contextlib
@@ -16,18 +16,9 @@ from typing import Any
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -41,21 +32,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
-
-
-@pytest.fixture(scope="session")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="session")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: install the `chromium` package or set CHROMIUM_PATH")
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
 
 
 class PageProblems:

@@ -3,14 +3,12 @@ Swagger UI (drf-spectacular's split view with the sidecar assets) work with no C
 violation: no inline script anywhere, and nothing loaded from another origin."""
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 from unittest import mock
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs a loop here
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 
 from common.tests.factories import ProductFactory, StaffFactory, UserFactory
 from common.tests.helpers import place_order
@@ -19,18 +17,6 @@ from invoicing.services import invoice_assign_number
 from orders.services import order_mark_paid
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: install the `chromium` package or set CHROMIUM_PATH")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        yield browser
-        browser.close()
 
 
 def watch(page: Page) -> list[str]:
