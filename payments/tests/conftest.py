@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from common.tests.helpers import WorkerProcess, worker_env
+from common.tests.helpers import WorkerProcess, wait_until, worker_env
 
 WEBHOOK_PATH = "/api/v1/webhooks/payments/"
 SLOW_S = 3
@@ -88,3 +88,25 @@ def relay_up(webhook_relay: WebhookRelay) -> Iterator[WebhookRelay]:
     webhook_relay.down = False
     yield webhook_relay
     webhook_relay.down = False
+
+
+@pytest.fixture
+def worker_settled(transactional_db: Any, payments_worker: WorkerProcess) -> Iterator[None]:
+    """After the test, wait until the worker's follow-up work is done (every scripted
+    webhook received, invoices numbered) before the database is flushed: a TRUNCATE racing
+    a multi-table worker transaction can deadlock, and a late delivery would land in the
+    next test. (The outbox relay touches one table only; it cannot deadlock the flush.)"""
+    yield
+    from invoicing.models import Invoice, InvoiceStatus
+    from payments.models import PaymentAttempt, WebhookEvent
+    from payments.providers.simulated import CANCEL_SCRIPT, simulated_script
+
+    def quiet() -> bool:
+        for attempt in PaymentAttempt.objects.exclude(charge_requested_at=None):
+            script = attempt.payment_method or CANCEL_SCRIPT
+            expected = len({step.key for step in simulated_script(script)})
+            if WebhookEvent.objects.filter(attempt=attempt).count() < expected:
+                return False
+        return not Invoice.objects.filter(status=InvoiceStatus.PENDING).exists()
+
+    wait_until(quiet, timeout=60, message="the worker's follow-up work to finish")

@@ -21,7 +21,12 @@ from invoicing.models import Invoice, InvoiceSequence
 from orders.models import Order, OrderStatus
 from payments.models import PaymentAttempt, PaymentStatus
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("worker_settled"),
+]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 

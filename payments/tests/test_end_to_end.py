@@ -16,7 +16,7 @@ from payments.models import PaymentAttempt, PaymentStatus, WebhookEvent
 from payments.providers.simulated import DECLINED_REASON
 from payments.tests.conftest import SLOW_S
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker_settled")]
 
 TIMEOUT_S = 30
 
