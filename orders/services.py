@@ -305,12 +305,22 @@ def orders_expire_unpaid(*, now: datetime | None = None, batch_size: int | None 
                 .select_for_update(skip_locked=True, of=("self",))
                 .order_by("reservation_expires_at", "id")[:batch_size]
             )
+            # The exclusion above saw the snapshot taken when the statement began; an attempt
+            # committed just before the row locks were granted is seen by this fresh statement.
+            # (Creating an attempt locks the order, so none can appear while the locks are held.)
+            paying = set(
+                Order.objects.filter(pk__in=[o.pk for o in batch], payment_attempts__status="processing").values_list(
+                    "pk", flat=True
+                )
+            )
+            locked = len(batch)
+            batch = [o for o in batch if o.pk not in paying]
             for order in batch:
                 order_transition(order=order, to=OrderStatus.CANCELLED, reason="reservation expired")
                 reservations_release(order_id=order.pk)
             Order.objects.filter(pk__in=[o.pk for o in batch]).update(reservation_expires_at=None)
         expired += len(batch)
-        if len(batch) < batch_size:
+        if locked < batch_size:
             return expired
 
 
