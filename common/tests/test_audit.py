@@ -106,7 +106,8 @@ def test_demo_staff_clerk_has_the_staff_role_but_is_no_superuser(db):
     call_command("seed_demo")
     call_command("seed_demo")  # idempotent
     clerk = get_user_model().objects.get(username="staff")
-    assert clerk.is_staff and not clerk.is_superuser
+    assert clerk.is_staff
+    assert not clerk.is_superuser
     assert clerk.has_perm("invoicing.change_invoice")
     assert clerk.has_perm("inventory.change_stock")
     assert clerk.has_perm("orders.view_order")
