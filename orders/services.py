@@ -32,7 +32,7 @@ from orders.models import (
     OrderStatus,
     OrderStatusChange,
 )
-from orders.pricing import coupon_discount, totals_compute
+from orders.pricing import Totals, coupon_discount, totals_compute
 from outbox.services import outbox_record
 
 
@@ -148,6 +148,61 @@ def cart_merge(*, session_key: str, user: User) -> Cart:
 # --- Checkout --------------------------------------------------------------------------------
 
 
+def _order_place(
+    *,
+    user: User,
+    totals: Totals,
+    coupon_code: str,
+    shipping_address: dict[str, str],
+    lines: list[OrderLine],
+    reservation_expires_at: datetime | None,
+    reason: str,
+    placed_at: datetime | None = None,
+    actor: User | None = None,
+    event_extra: dict[str, Any] | None = None,
+) -> tuple[Order, list[OrderLine]]:
+    """Create an order awaiting payment with its lines (unsaved OrderLine objects), record
+    the holds already taken by stock_reserve, the first status row and `order.created`.
+    Shared by checkout and draft finalization; runs in the caller's transaction.
+
+    `reservation_expires_at=None` means the holds never expire (staff-billed orders)."""
+    order = Order.objects.create(
+        user=user,
+        status=OrderStatus.PENDING_PAYMENT,
+        currency=totals.currency,
+        subtotal=totals.subtotal,
+        discount=totals.discount,
+        shipping=totals.shipping,
+        tax=totals.tax,
+        total=totals.total,
+        coupon_code=coupon_code.strip().upper(),
+        shipping_address=shipping_address,
+        reservation_expires_at=reservation_expires_at,
+        placed_at=placed_at,
+    )
+    for line in lines:
+        line.order = order
+    order_lines = OrderLine.objects.bulk_create(lines)
+    reservations_create(
+        lines=[(ol.pk, ol.product_id, ol.quantity) for ol in order_lines if ol.product_id is not None],
+        expires_at=reservation_expires_at or RESERVATION_NO_EXPIRY,
+    )
+    OrderStatusChange.objects.create(order=order, from_status="", to_status=order.status, reason=reason, actor=actor)
+    outbox_record(
+        event_type="order.created",
+        aggregate=order,
+        payload={
+            "order_id": order.pk,
+            "user_id": user.pk,
+            "currency": order.currency,
+            "total": order.total,
+            **(event_extra or {}),
+            "lines": [{"sku": ol.sku, "quantity": ol.quantity, "unit_price": ol.unit_price} for ol in order_lines],
+        },
+    )
+    return order, order_lines
+
+
 def checkout_place_order(*, cart: Cart, user: User, shipping_address: dict[str, str], coupon: str = "") -> Order:
     """Turn the cart into an order awaiting payment, holding stock for every line.
 
@@ -175,49 +230,25 @@ def checkout_place_order(*, cart: Cart, user: User, shipping_address: dict[str, 
 
         priced = [(line.product.price * line.quantity, line.product.tax_rate) for line in lines]
         totals = totals_compute(lines=priced, currency=currency, coupon=coupon)
-        now = timezone.now()
-        expires_at = now + settings.RESERVATION_TTL
-        order = Order.objects.create(
+        order, _ = _order_place(
             user=user,
-            status=OrderStatus.PENDING_PAYMENT,
-            currency=currency,
-            subtotal=totals.subtotal,
-            discount=totals.discount,
-            shipping=totals.shipping,
-            tax=totals.tax,
-            total=totals.total,
-            coupon_code=coupon.strip().upper(),
+            totals=totals,
+            coupon_code=coupon,
             shipping_address=shipping_address,
-            reservation_expires_at=expires_at,
-        )
-        order_lines = OrderLine.objects.bulk_create(
-            OrderLine(
-                order=order,
-                product=line.product,
-                sku=line.product.sku,
-                name=line.product.name,
-                quantity=line.quantity,
-                unit_price=line.product.price,
-                tax_rate=line.product.tax_rate,
-                line_total=line.product.price * line.quantity,
-            )
-            for line in lines
-        )
-        reservations_create(
-            lines=[(ol.pk, ol.product_id, ol.quantity) for ol in order_lines if ol.product_id is not None],
-            expires_at=expires_at,
-        )
-        OrderStatusChange.objects.create(order=order, from_status="", to_status=order.status, reason="checkout")
-        outbox_record(
-            event_type="order.created",
-            aggregate=order,
-            payload={
-                "order_id": order.pk,
-                "user_id": user.pk,
-                "currency": currency,
-                "total": order.total,
-                "lines": [{"sku": ol.sku, "quantity": ol.quantity, "unit_price": ol.unit_price} for ol in order_lines],
-            },
+            lines=[
+                OrderLine(
+                    product=line.product,
+                    sku=line.product.sku,
+                    name=line.product.name,
+                    quantity=line.quantity,
+                    unit_price=line.product.price,
+                    tax_rate=line.product.tax_rate,
+                    line_total=line.product.price * line.quantity,
+                )
+                for line in lines
+            ],
+            reservation_expires_at=timezone.now() + settings.RESERVATION_TTL,
+            reason="checkout",
         )
         CartLine.objects.filter(cart=locked).delete()
     return order
@@ -584,58 +615,30 @@ def draft_order_finalize(*, draft_id: int, actor: User | None = None) -> DraftOr
         customer = User.objects.get(pk=draft.customer_id)
         billing = _customer_billing_details(customer=customer)
         now = timezone.now()
-        order = Order.objects.create(
+        order, _ = _order_place(
             user=customer,
-            status=OrderStatus.PENDING_PAYMENT,
-            currency=draft.currency,
-            subtotal=totals.subtotal,
-            discount=totals.discount,
-            shipping=totals.shipping,
-            tax=totals.tax,
-            total=totals.total,
+            totals=totals,
             coupon_code=draft.coupon_code,
             shipping_address={
                 k: billing[k] for k in ("name", "line1", "line2", "city", "postal_code", "country") if k in billing
             },
+            lines=[
+                OrderLine(
+                    product=line.product,
+                    sku=line.sku,
+                    name=line.description,
+                    quantity=line.quantity,
+                    unit_price=line.unit_price,
+                    tax_rate=line.tax_rate,
+                    line_total=line.line_total,
+                )
+                for line in lines
+            ],
             reservation_expires_at=None,  # never swept: see RESERVATION_NO_EXPIRY
             placed_at=now,
-        )
-        order_lines = OrderLine.objects.bulk_create(
-            OrderLine(
-                order=order,
-                product=line.product,
-                sku=line.sku,
-                name=line.description,
-                quantity=line.quantity,
-                unit_price=line.unit_price,
-                tax_rate=line.tax_rate,
-                line_total=line.line_total,
-            )
-            for line in lines
-        )
-        reservations_create(
-            lines=[(ol.pk, ol.product_id, ol.quantity) for ol in order_lines if ol.product_id is not None],
-            expires_at=RESERVATION_NO_EXPIRY,
-        )
-        OrderStatusChange.objects.create(
-            order=order,
-            from_status="",
-            to_status=order.status,
             reason=f"draft order #{draft.pk} finalized",
             actor=actor,
-        )
-        outbox_record(
-            event_type="order.created",
-            aggregate=order,
-            payload={
-                "order_id": order.pk,
-                "user_id": customer.pk,
-                "currency": order.currency,
-                "total": order.total,
-                "source": "draft_order",
-                "draft_order_id": draft.pk,
-                "lines": [{"sku": ol.sku, "quantity": ol.quantity, "unit_price": ol.unit_price} for ol in order_lines],
-            },
+            event_extra={"source": "draft_order", "draft_order_id": draft.pk},
         )
         invoice = invoice_create_for_order(
             order=order,
