@@ -136,6 +136,8 @@ else:
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
+        # Poll the queue folder often: tasks start sooner and Ctrl-C stops the worker at once.
+        "polling_interval": 0.1,
         "store_processed": False,
     }
 CELERY_TASK_IGNORE_RESULT = True
