@@ -4,7 +4,6 @@ from django.contrib.auth.models import User
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework.permissions import IsAdminUser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -12,6 +11,7 @@ from rest_framework.views import APIView
 
 from common.api import Pagination
 from common.audit import audit_record
+from common.permissions import HasModelPermission
 from invoicing.models import Invoice
 from invoicing.selectors import (
     invoice_document_filename,
@@ -59,7 +59,7 @@ def _staff_invoice_detail(request: Request, invoice_id: int) -> Response:
 
 
 class InvoiceVoidApi(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [HasModelPermission.of("invoicing.change_invoice")]
 
     @extend_schema(
         request=InvoiceVoidInput,
@@ -80,7 +80,7 @@ class InvoiceVoidApi(APIView):
 
 
 class InvoicePaymentLinkApi(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [HasModelPermission.of("invoicing.change_invoice")]
 
     @extend_schema(
         request=None,
@@ -109,7 +109,7 @@ class InvoicePaymentLinkApi(APIView):
 
 
 class InvoiceSendApi(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [HasModelPermission.of("invoicing.change_invoice")]
 
     @extend_schema(
         request=None,

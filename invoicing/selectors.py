@@ -42,11 +42,11 @@ def invoices_with_amounts(qs: QuerySet[Invoice]) -> QuerySet[Invoice]:
 
 
 def invoices_visible_to(user: User | AnonymousUser) -> QuerySet[Invoice]:
-    """Staff see every invoice; a customer only those of their own orders."""
+    """Staff with the view permission see every invoice; anyone else those of their own orders."""
     if not user.is_authenticated:
         return Invoice.objects.none()
     qs = invoices_with_amounts(Invoice.objects.select_related("order").prefetch_related("lines"))
-    return qs if user.is_staff else qs.filter(order__user=user)
+    return qs if user.is_staff and user.has_perm("invoicing.view_invoice") else qs.filter(order__user=user)
 
 
 def invoice_get_for_user(*, user: User | AnonymousUser, invoice_id: int) -> Invoice:

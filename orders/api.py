@@ -1,6 +1,5 @@
 from django.contrib.auth.models import User
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -8,6 +7,7 @@ from rest_framework.views import APIView
 from common.api import Pagination
 from common.audit import audit_record
 from common.idempotency import idempotent
+from common.permissions import HasModelPermission
 from orders.selectors import (
     cart_for_request,
     cart_view,
@@ -134,7 +134,7 @@ def _draft_response(draft_id: int, status: int = 200) -> Response:
 
 
 class DraftOrderListApi(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [HasModelPermission.of("orders.add_draftorder")]
 
     @extend_schema(responses=DraftOrderOutput(many=True), operation_id="draft_orders_list")
     def get(self, request: Request) -> Response:
@@ -170,7 +170,7 @@ class DraftOrderListApi(APIView):
 
 
 class DraftOrderDetailApi(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [HasModelPermission.of("orders.view_draftorder")]
 
     @extend_schema(responses={200: DraftOrderOutput, 404: _ERROR}, operation_id="draft_orders_retrieve")
     def get(self, request: Request, draft_id: int) -> Response:
@@ -178,7 +178,7 @@ class DraftOrderDetailApi(APIView):
 
 
 class DraftOrderFinalizeApi(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [HasModelPermission.of("orders.change_draftorder")]
 
     @extend_schema(
         request=None,

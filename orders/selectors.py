@@ -45,10 +45,10 @@ def cart_item_count_for_request(*, request: HttpRequest) -> int:
 
 
 def orders_visible_to(user: User | AnonymousUser) -> QuerySet[Order]:
-    """Staff see every order; a customer sees only their own; anyone else nothing."""
+    """Staff with the view permission see every order; anyone else only their own."""
     if not user.is_authenticated:
         return Order.objects.none()
-    if user.is_staff:
+    if user.is_staff and user.has_perm("orders.view_order"):
         return Order.objects.all()
     return Order.objects.filter(user=user)
 

@@ -18,8 +18,17 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 
 class StaffFactory(UserFactory):
+    """A staff member: `is_staff` and in the "staff" group (its permissions)."""
+
     is_staff = True
     username = factory.Sequence(lambda n: f"staff{n}")
+
+    @factory.post_generation
+    def staff_group(self, create: bool, extracted: bool | None, **kwargs: object) -> None:
+        if create and extracted is not False:
+            from common.roles import staff_group_sync
+
+            self.groups.add(staff_group_sync())
 
 
 class ProductFactory(factory.django.DjangoModelFactory):

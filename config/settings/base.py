@@ -253,7 +253,11 @@ INVOICE_SWEEP_STALE_S = env.float("INVOICE_SWEEP_STALE_S", default=90.0)
 OUTBOX_STREAM = env("OUTBOX_STREAM", default="outbox")
 OUTBOX_RELAY_BATCH = env.int("OUTBOX_RELAY_BATCH", default=100)
 
-PAYMENT_WEBHOOK_SECRET = env("PAYMENT_WEBHOOK_SECRET", default="whsec_ZGV2LXdlYmhvb2stc2VjcmV0LWNoYW5nZS1tZQ==")
+_DEV_WEBHOOK_SECRET = "whsec_ZGV2LXdlYmhvb2stc2VjcmV0LWNoYW5nZS1tZQ=="
+PAYMENT_WEBHOOK_SECRET = env("PAYMENT_WEBHOOK_SECRET", default=_DEV_WEBHOOK_SECRET)
+if not DEBUG and PAYMENT_WEBHOOK_SECRET == _DEV_WEBHOOK_SECRET:
+    # The development secret is public: with it anyone could sign a "payment.succeeded".
+    raise ImproperlyConfigured("PAYMENT_WEBHOOK_SECRET must be set to a private whsec_ secret when DEBUG is false")
 PAYMENT_WEBHOOK_URL = env("PAYMENT_WEBHOOK_URL", default=f"{SITE_URL}/api/v1/webhooks/payments/")
 PAYMENT_SIM_SLOW_S = env.float("PAYMENT_SIM_SLOW_S", default=10.0)
 PAYMENT_PROCESSING_TIMEOUT_S = env.int("PAYMENT_PROCESSING_TIMEOUT_S", default=1800)

@@ -6,6 +6,7 @@ os.environ.setdefault("DATABASE_URL", "postgres://root@127.0.0.1:5432/commerce")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("INVOICE_FAILURE_RATE", "0")
 os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("PAYMENT_WEBHOOK_SECRET", "whsec_dGVzdC1vbmx5LXdlYmhvb2stc2VjcmV0LTAxMjM0NTY3ODk=")
 # Tests run DEBUG=false (production code paths) over plain HTTP: no HTTPS redirect, no
 # Secure-only cookies (the browser tests use http://127.0.0.1), a fixed test secret key.
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-5f1c9a7e3b2d4c6a8e0f1a2b3c4d5e6f")

@@ -1,6 +1,7 @@
 """`manage.py check --deploy` with production settings reports nothing, and the production
 settings refuse to start without a real SECRET_KEY."""
 
+import base64
 import os
 import secrets
 import string
@@ -27,6 +28,7 @@ def production_env(**overrides: str) -> dict[str, str]:
         "REDIS_URL": "redis://127.0.0.1:6379/0",
         "INVOICE_FAILURE_RATE": "0",
         "METRICS_TOKEN": secrets.token_urlsafe(32),
+        "PAYMENT_WEBHOOK_SECRET": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
     }
     env.update(overrides)
     return env
@@ -67,3 +69,12 @@ def test_admin_url_is_configurable():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "/backoffice-7f3a/"
+
+
+def test_production_refuses_the_public_development_webhook_secret():
+    # With the public secret anyone could sign a "payment.succeeded" for their own order.
+    env = production_env()
+    del env["PAYMENT_WEBHOOK_SECRET"]
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert "PAYMENT_WEBHOOK_SECRET" in result.stdout + result.stderr
