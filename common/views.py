@@ -65,3 +65,21 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
         return JsonResponse(error_body("not_found", "Not found."), status=404)
     return render(request, "404.html", status=404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """500: the API's error shape under /api/, a plain page elsewhere (no template logic
+    that could fail again)."""
+    if request.path.startswith("/api/"):
+        from django.http import JsonResponse
+
+        from common.api import error_body
+
+        return JsonResponse(
+            error_body("server_error", "Something went wrong on our side; try again later."), status=500
+        )
+    return HttpResponse(
+        "<!doctype html><title>Server error</title><h1>Something went wrong</h1>"
+        "<p>We could not complete your request. Please try again in a moment.</p>",
+        status=500,
+    )

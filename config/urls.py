@@ -19,6 +19,7 @@ urlpatterns = [
 ]
 
 handler404 = "common.views.page_not_found"
+handler500 = "common.views.server_error"
 if settings.DEBUG:
     from django.conf.urls.static import static
 

@@ -43,13 +43,6 @@ class OrderLineInline(ReadOnlyInline):
     readonly_fields = fields
 
 
-class ReservationInline(ReadOnlyInline):
-    model = Reservation
-    fk_name = "order_line"
-    fields = ("product", "quantity", "status", "expires_at")
-    readonly_fields = fields
-
-
 class PaymentAttemptInline(ReadOnlyInline):
     model = PaymentAttempt
     fields = ("provider_reference", "amount", "currency", "payment_method", "status", "failure_reason",

@@ -1,0 +1,34 @@
+import pytest
+from django.test import Client
+from django.urls import path
+
+from config.urls import urlpatterns as project_urls
+
+
+def _boom(request):
+    raise RuntimeError("boom")
+
+
+urlpatterns = [path("api/v1/boom/", _boom), path("boom/", _boom), *project_urls]
+handler404 = "common.views.page_not_found"
+handler500 = "common.views.server_error"
+
+
+@pytest.mark.urls("common.tests.test_server_error")
+def test_unexpected_api_error_is_json_in_the_error_shape(db):
+    client = Client(raise_request_exception=False)
+
+    response = client.get("/api/v1/boom/")
+
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": {"code": "server_error", "message": "Something went wrong on our side; try again later.", "details": {}}
+    }
+
+
+@pytest.mark.urls("common.tests.test_server_error")
+def test_unexpected_page_error_is_a_plain_page(db):
+    response = Client(raise_request_exception=False).get("/boom/")
+
+    assert response.status_code == 500
+    assert "Something went wrong" in response.content.decode()
