@@ -10,6 +10,7 @@ from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from common.audit import audit_record
 from common.errors import ApplicationError
 from inventory.models import Reservation
 from orders.models import DraftOrder, DraftOrderLine, DraftOrderStatus, Order, OrderLine, OrderStatusChange
@@ -21,6 +22,8 @@ from orders.services import (
     draft_order_finalize,
     draft_order_set_lines,
     draft_order_update,
+    order_fulfil,
+    order_refund,
 )
 from outbox.models import OutboxEvent
 from payments.models import PaymentAttempt
@@ -70,12 +73,38 @@ class OrderAdmin(admin.ModelAdmin):
         "shipping_address", "reservation_expires_at", "placed_at", "created_at", "updated_at",
         "reservations", "outbox_events",
     )  # fmt: skip
+    actions = ["mark_fulfilled", "mark_refunded"]
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
 
     def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
+
+    def _transition_selected(self, request: HttpRequest, queryset: QuerySet[Order], *, to: str) -> None:
+        service = order_fulfil if to == "fulfilled" else order_refund
+        assert isinstance(request.user, User)
+        done, refused = [], []
+        for order in queryset.order_by("id"):
+            try:
+                service(order_id=order.pk, actor=request.user)
+            except ApplicationError as exc:
+                refused.append(f"#{order.pk}: {exc.message}")
+                continue
+            audit_record(actor=request.user, action=f"order.{to}", target=order, details={"from": order.status})
+            done.append(f"#{order.pk}")
+        if done:
+            self.message_user(request, f"Marked {to}: {', '.join(done)}.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, "Not changed: " + "; ".join(refused), messages.ERROR)
+
+    @admin.action(description="Mark fulfilled (paid orders)", permissions=["change"])
+    def mark_fulfilled(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        self._transition_selected(request, queryset, to="fulfilled")
+
+    @admin.action(description="Mark refunded (paid orders; refund made at the provider)", permissions=["change"])
+    def mark_refunded(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        self._transition_selected(request, queryset, to="refunded")
 
     @admin.display(description="invoice")
     def invoice_number(self, obj: Order) -> str:

@@ -320,6 +320,21 @@ def order_cancel(*, order_id: int, reason: str, actor: User | None = None) -> Or
     return order
 
 
+def order_fulfil(*, order_id: int, actor: User | None = None) -> Order:
+    """Staff: a paid order was shipped. Raises IllegalTransition unless it is paid."""
+    with transaction.atomic():
+        order = order_lock(order_id=order_id)
+        return order_transition(order=order, to=OrderStatus.FULFILLED, reason="fulfilled by staff", actor=actor)
+
+
+def order_refund(*, order_id: int, actor: User | None = None, reason: str = "refunded by staff") -> Order:
+    """Staff: record that a paid order's money was given back at the provider (the
+    simulated provider has no refund API). Raises IllegalTransition unless it is paid."""
+    with transaction.atomic():
+        order = order_lock(order_id=order_id)
+        return order_transition(order=order, to=OrderStatus.REFUNDED, reason=reason, actor=actor)
+
+
 def orders_expire_unpaid(*, now: datetime | None = None, batch_size: int | None = None) -> int:
     """Cancel pending orders whose reservation has expired and release their stock.
 
