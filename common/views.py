@@ -29,7 +29,12 @@ class ShopLoginView(LoginView):
 
 
 class ShopLogoutView(LogoutView):
-    http_method_names = ["post", "options"]
+    """Signing out is a POST (CSRF-safe); a GET shows a page with the button."""
+
+    http_method_names = ["get", "post", "options"]
+
+    def get(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        return render(request, "registration/logout_confirm.html")
 
 
 class SignupForm(UserCreationForm):

@@ -14,7 +14,7 @@ handler404 = "common.views.page_not_found"
 handler500 = "common.views.server_error"
 
 
-@pytest.mark.urls("common.tests.test_server_error")
+@pytest.mark.urls("common.tests.test_views")
 def test_unexpected_api_error_is_json_in_the_error_shape(db):
     client = Client(raise_request_exception=False)
 
@@ -26,9 +26,21 @@ def test_unexpected_api_error_is_json_in_the_error_shape(db):
     assert "try again later" in error["message"]
 
 
-@pytest.mark.urls("common.tests.test_server_error")
+@pytest.mark.urls("common.tests.test_views")
 def test_unexpected_page_error_is_a_plain_page(db):
     response = Client(raise_request_exception=False).get("/boom/")
 
     assert response.status_code == 500
     assert "Something went wrong" in response.content.decode()
+
+
+def test_logout_page_offers_a_post_button_and_post_signs_out(client, user):
+    client.force_login(user)
+
+    page = client.get("/accounts/logout/")
+    assert page.status_code == 200
+    assert 'method="post"' in page.content.decode()
+    assert "_auth_user_id" in client.session
+
+    client.post("/accounts/logout/")
+    assert "_auth_user_id" not in client.session
