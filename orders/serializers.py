@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from rest_framework import serializers
 
+from invoicing.serializers import InvoiceLineOutput, TaxRowOutput
 from orders.models import Order
 from orders.selectors import order_payment_status
 
@@ -157,20 +158,10 @@ class DraftOrderInput(serializers.Serializer):
         return customer
 
 
-class DraftOrderLineOutput(serializers.Serializer):
+class DraftOrderLineOutput(InvoiceLineOutput):
+    """A draft's line: an invoice line with its id (to edit it)."""
+
     id = serializers.IntegerField()
-    sku = serializers.CharField()
-    description = serializers.CharField()
-    quantity = serializers.IntegerField()
-    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
-    tax_rate = serializers.DecimalField(max_digits=5, decimal_places=4)
-    line_total = serializers.DecimalField(max_digits=12, decimal_places=2)
-
-
-class TaxByRateOutput(serializers.Serializer):
-    rate = serializers.DecimalField(max_digits=5, decimal_places=4)
-    net = serializers.DecimalField(max_digits=12, decimal_places=2)
-    tax = serializers.DecimalField(max_digits=12, decimal_places=2)
 
 
 class DraftOrderOutput(serializers.Serializer):
@@ -183,7 +174,7 @@ class DraftOrderOutput(serializers.Serializer):
     discount = serializers.DecimalField(max_digits=12, decimal_places=2, source="totals.discount")
     shipping = serializers.DecimalField(max_digits=12, decimal_places=2, source="totals.shipping")
     tax = serializers.DecimalField(max_digits=12, decimal_places=2, source="totals.tax")
-    tax_by_rate = TaxByRateOutput(many=True)
+    tax_by_rate = TaxRowOutput(many=True)
     total = serializers.DecimalField(max_digits=12, decimal_places=2, source="totals.total")
     coupon = serializers.CharField(source="draft.coupon_code")
     due_days = serializers.IntegerField(source="draft.due_days", allow_null=True)
