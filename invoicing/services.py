@@ -516,19 +516,26 @@ def _invoice_email(*, invoice: Invoice, template: str, to: str, link: "PaymentLi
     return message
 
 
+def _invoice_issued(*, invoice_id: int, doing: str, void_means: str) -> Invoice:
+    """An issued (or overdue), not void invoice with its order and customer, or raise
+    NotFound, InvoiceNotIssued (pending) or InvoiceVoid, saying what cannot be done."""
+    invoice = Invoice.objects.select_related("order__user").filter(pk=invoice_id).first()
+    if invoice is None:
+        raise NotFound("No such invoice.")
+    if invoice.status == InvoiceStatus.PENDING:
+        raise InvoiceNotIssued(f"The invoice has no number yet; {doing} once it is issued.")
+    if invoice.status == InvoiceStatus.VOID:
+        raise InvoiceVoid(f"Invoice {invoice.display_number} is void; {void_means}.")
+    return invoice
+
+
 def invoice_send_email(*, invoice_id: int, actor: User | None = None) -> Invoice:
     """E-mail an issued invoice to the customer with its PDF attached and, while money is
     due, a payment link. Raises InvoiceNotIssued (pending), InvoiceVoid, ValidationFailed
     (no address). Records `sent_at` and an `invoice.sent` event."""
     from invoicing.selectors import invoice_amount_due
 
-    invoice = Invoice.objects.select_related("order__user").filter(pk=invoice_id).first()
-    if invoice is None:
-        raise NotFound("No such invoice.")
-    if invoice.status == InvoiceStatus.PENDING:
-        raise InvoiceNotIssued("The invoice has no number yet; send it once it is issued.")
-    if invoice.status == InvoiceStatus.VOID:
-        raise InvoiceVoid(f"Invoice {invoice.display_number} is void; it is not sent.")
+    invoice = _invoice_issued(invoice_id=invoice_id, doing="send it", void_means="it is not sent")
     recipient = _invoice_recipient(invoice=invoice)
     link = invoice_payment_link_create(invoice_id=invoice.pk) if invoice_amount_due(invoice=invoice) > 0 else None
     _invoice_email(invoice=invoice, template="invoice", to=recipient, link=link).send()
@@ -618,13 +625,7 @@ def invoice_payment_link_create(*, invoice_id: int, actor: User | None = None) -
     Raises InvoiceNotIssued (pending), InvoiceVoid, InvoicePaid (nothing due), NotFound."""
     from invoicing.selectors import invoice_amount_due
 
-    invoice = Invoice.objects.select_related("order").filter(pk=invoice_id).first()
-    if invoice is None:
-        raise NotFound("No such invoice.")
-    if invoice.status == InvoiceStatus.PENDING:
-        raise InvoiceNotIssued("The invoice has no number yet; create the payment link once it is issued.")
-    if invoice.status == InvoiceStatus.VOID:
-        raise InvoiceVoid(f"Invoice {invoice.display_number} is void; it cannot be paid.")
+    invoice = _invoice_issued(invoice_id=invoice_id, doing="create the payment link", void_means="it cannot be paid")
     amount = invoice_amount_due(invoice=invoice)
     if amount <= 0:
         raise InvoicePaid(f"Invoice {invoice.display_number} is paid; nothing is due.")

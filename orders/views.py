@@ -128,7 +128,8 @@ def order_list(request: HttpRequest) -> HttpResponse:
     return render(request, "orders/order_list.html", {"orders": orders_for_list(user=request.user)})
 
 
-def _order_or_404(request: HttpRequest, order_id: int) -> Order:
+def order_for_page_or_404(request: HttpRequest, order_id: int) -> Order:
+    """The order if this visitor may see it; 404 otherwise (storefront pages of any app)."""
     try:
         return order_get_for_user(user=request.user, order_id=order_id)
     except Order.DoesNotExist as exc:
@@ -137,10 +138,10 @@ def _order_or_404(request: HttpRequest, order_id: int) -> Order:
 
 @login_required
 def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
-    return render(request, "orders/order_detail.html", {"order": _order_or_404(request, order_id)})
+    return render(request, "orders/order_detail.html", {"order": order_for_page_or_404(request, order_id)})
 
 
 @login_required
 def order_invoice_block(request: HttpRequest, order_id: int) -> HttpResponse:
     """The invoice block alone, for the page's in-place refresh."""
-    return render(request, "invoicing/_invoice_block.html", {"order": _order_or_404(request, order_id)})
+    return render(request, "invoicing/_invoice_block.html", {"order": order_for_page_or_404(request, order_id)})

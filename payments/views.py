@@ -18,8 +18,8 @@ from common.idempotency import (
     idempotency_fingerprint,
     idempotency_owner,
 )
-from orders.models import Order, OrderStatus
-from orders.selectors import order_get_for_user
+from orders.models import OrderStatus
+from orders.views import order_for_page_or_404
 from payments.forms import HostedPaymentForm, PayForm
 from payments.models import PaymentAttempt
 from payments.providers import payment_provider
@@ -33,18 +33,11 @@ from payments.services import (
 )
 
 
-def _order_or_404(request: HttpRequest, order_id: int) -> Order:
-    try:
-        return order_get_for_user(user=request.user, order_id=order_id)
-    except Order.DoesNotExist as exc:
-        raise Http404("No such order") from exc
-
-
 @login_required
 def order_pay(request: HttpRequest, order_id: int) -> HttpResponse:
     """The pay step after checkout: one button that starts a payment attempt and sends the
     shopper to the provider's hosted page."""
-    order = _order_or_404(request, order_id)
+    order = order_for_page_or_404(request, order_id)
     if order.user_id != request.user.pk:
         raise Http404("No such order")  # staff may see any order, but only its owner pays
     summary = payment_summary_for_order(order=order)
@@ -102,7 +95,7 @@ def order_pay(request: HttpRequest, order_id: int) -> HttpResponse:
 @login_required
 def order_payment_block(request: HttpRequest, order_id: int) -> HttpResponse:
     """The payment block alone, for the order page's in-place refresh."""
-    return render(request, "orders/_payment_block.html", {"order": _order_or_404(request, order_id)})
+    return render(request, "orders/_payment_block.html", {"order": order_for_page_or_404(request, order_id)})
 
 
 def simulated_checkout(request: HttpRequest, reference: str) -> HttpResponse:
