@@ -4,7 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-export PORT
+# One address for every process of `make run` (honcho gives worker and beat other PORTs):
+# links and the simulated provider's webhooks must reach the web, wherever it listens.
+SITE_URL ?= http://127.0.0.1:$(PORT)
+export PORT SITE_URL
 
 .PHONY: run test lint format bench install install-dev migrate demo clean
 
@@ -40,12 +43,12 @@ staticfiles/.collected: $(shell find static -type f 2>/dev/null) $(VENV)/.instal
 ## DATABASE_URL / REDIS_URL when set. Ctrl-C stops everything.
 run: demo staticfiles/.collected
 	@echo ""
-	@echo "  Shop:      http://127.0.0.1:$(PORT)/"
-	@echo "  Admin:     http://127.0.0.1:$(PORT)/admin/   (admin / admin-pass)"
+	@echo "  Shop:      $(SITE_URL)/"
+	@echo "  Admin:     $(SITE_URL)/admin/   (admin / admin-pass)"
 	@echo "  Shopper:   shopper / shopper-pass"
 	@echo "  Staff:     staff / staff-pass   (staff role, not a superuser)"
-	@echo "  API docs:  http://127.0.0.1:$(PORT)/api/v1/docs/"
-	@echo "  Health:    http://127.0.0.1:$(PORT)/health/"
+	@echo "  API docs:  $(SITE_URL)/api/v1/docs/"
+	@echo "  Health:    $(SITE_URL)/health/"
 	@echo ""
 	exec $(BIN)/honcho start -f Procfile
 
@@ -65,7 +68,7 @@ format: install-dev
 
 bench: install-dev
 	@$(BIN)/python scripts/check_services.py
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf var staticfiles .pytest_cache .mypy_cache .ruff_cache

@@ -46,6 +46,22 @@ def on_starting(server: Any) -> None:
         metrics_multiproc_cleanup(path=directory)
 
 
+def when_ready(server: Any) -> None:
+    """Say so at once when SITE_URL (links, the simulated provider's webhooks) points at a
+    local port other than the one this server listens on: payments would never arrive."""
+    from urllib.parse import urlsplit
+
+    site = urlsplit(os.environ.get("SITE_URL", "http://127.0.0.1:8000"))
+    port = os.environ.get("PORT", "8000")
+    if site.hostname in ("127.0.0.1", "localhost", "::1") and str(site.port or 80) != port:
+        server.log.warning(
+            "SITE_URL %s is not this server (listening on port %s): webhooks and links will not reach it. "
+            "Set SITE_URL for every process (make run does).",
+            site.geturl(),
+            port,
+        )
+
+
 def child_exit(server: Any, worker: Any) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess

@@ -30,8 +30,11 @@ if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set (50+ random characters) when DEBUG is false")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-PORT = env.int("PORT", default=8000)
-SITE_URL = env("SITE_URL", default=f"http://127.0.0.1:{PORT}")
+# SITE_URL is the one address of the web, for every process: links in e-mails, the simulated
+# provider's webhooks (PAYMENT_WEBHOOK_URL). It is never derived from PORT: PORT is only where
+# this process's gunicorn binds, and process managers (honcho, foreman) give each Procfile
+# process its own PORT. `make run` sets SITE_URL once from its PORT for web, worker and beat.
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -261,13 +264,18 @@ if not DEBUG and PAYMENT_WEBHOOK_SECRET == _DEV_WEBHOOK_SECRET:
 PAYMENT_WEBHOOK_URL = env("PAYMENT_WEBHOOK_URL", default=f"{SITE_URL}/api/v1/webhooks/payments/")
 PAYMENT_SIM_SLOW_S = env.float("PAYMENT_SIM_SLOW_S", default=10.0)
 PAYMENT_PROCESSING_TIMEOUT_S = env.int("PAYMENT_PROCESSING_TIMEOUT_S", default=1800)
+# After this long in "processing" the order page tells the shopper it is taking longer than usual.
+PAYMENT_SLOW_NOTICE_S = env.float("PAYMENT_SLOW_NOTICE_S", default=30.0)
 # payments/providers/__init__.py lists the providers ("simulated"; where Stripe would go).
 PAYMENT_PROVIDER = env("PAYMENT_PROVIDER", default="simulated")
-# The simulated provider's webhook retries: exponential backoff with jitter, capped.
+# The simulated provider's webhook retries: exponential backoff with jitter, capped; with the
+# defaults it keeps trying for about 2.5 hours (a real provider retries for days).
 PAYMENT_WEBHOOK_RETRY_BASE_S = env.float("PAYMENT_WEBHOOK_RETRY_BASE_S", default=1.0)
 PAYMENT_WEBHOOK_RETRY_MAX_S = env.float("PAYMENT_WEBHOOK_RETRY_MAX_S", default=300.0)
 PAYMENT_WEBHOOK_MAX_RETRIES = env.int("PAYMENT_WEBHOOK_MAX_RETRIES", default=30)
 CELERY_BEAT_SCHEDULE["payments-fail-stale"] = {"task": "payments.fail_stale_attempts", "schedule": 60.0}
+# The simulated provider re-sends owed webhooks whose Celery message was lost.
+CELERY_BEAT_SCHEDULE["payments-kick-deliveries"] = {"task": "payments.kick_due_deliveries", "schedule": 10.0}
 
 SELLER = {
     "name": env("SELLER_NAME", default="Demo Shop Ltd"),
