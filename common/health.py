@@ -92,6 +92,26 @@ _BACKEND_OF = {
 }
 
 
+# Backlogs that do not make the process unready but that staff must see (a webhook URL that
+# nothing answers, say): registered by the apps that own them (AppConfig.ready), reported
+# under "backlogs" with status "ok" or "warning", named in "warnings". They never turn 200 to 503.
+BACKLOG_CHECKS: dict[str, Callable[[], dict[str, Any]]] = {}
+
+
+def health_backlog_register(*, name: str, check: Callable[[], dict[str, Any]]) -> None:
+    BACKLOG_CHECKS[name] = check
+
+
+def _backlogs() -> dict[str, dict[str, Any]]:
+    backlogs: dict[str, dict[str, Any]] = {}
+    for name, check in BACKLOG_CHECKS.items():
+        try:
+            backlogs[name] = check()
+        except Exception as exc:  # the database check above says why
+            backlogs[name] = {"status": "unknown", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return backlogs
+
+
 def health_report() -> tuple[bool, dict[str, Any]]:
     components: dict[str, dict[str, Any]] = {}
     for name, check in CHECKS.items():
@@ -103,7 +123,14 @@ def health_report() -> tuple[bool, dict[str, Any]]:
                 state["backend"] = _BACKEND_OF[name]()
             components[name] = state
     failing = [name for name, c in components.items() if c["status"] != "ok"]
-    body = {"status": "ok" if not failing else "error", "failing": failing, "components": components}
+    backlogs = _backlogs()
+    body = {
+        "status": "ok" if not failing else "error",
+        "failing": failing,
+        "components": components,
+        "warnings": [name for name, b in backlogs.items() if b.get("status") == "warning"],
+        "backlogs": backlogs,
+    }
     return not failing, body
 
 
@@ -111,6 +138,8 @@ def health(request: HttpRequest) -> JsonResponse:
     ok, body = health_report()
     if not ok:
         logger.warning("health check failing: %s", ", ".join(body["failing"]))
+    elif body["warnings"]:
+        logger.warning("health warnings: %s", ", ".join(body["warnings"]))
     return JsonResponse(body, status=200 if ok else 503)
 
 

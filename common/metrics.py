@@ -142,6 +142,15 @@ class DomainCollector(Collector):
         )
 
 
+# Scrape-time collectors of the apps that own the data (registered in AppConfig.ready).
+APP_COLLECTORS: list[Collector] = []
+
+
+def metrics_collector_register(*, collector: Collector) -> None:
+    if all(type(c) is not type(collector) for c in APP_COLLECTORS):
+        APP_COLLECTORS.append(collector)
+
+
 class _ProcessRegistry(Collector):
     """This process's own default registry (single-process mode)."""
 
@@ -191,6 +200,8 @@ def metrics_registry() -> CollectorRegistry:
     else:
         registry.register(_ProcessRegistry())
     registry.register(DomainCollector())
+    for collector in APP_COLLECTORS:
+        registry.register(collector)
     return registry
 
 

@@ -1,5 +1,4 @@
 import logging
-import random
 from datetime import timedelta
 
 from celery import shared_task
@@ -8,6 +7,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
+from common.backoff import backoff_s as common_backoff_s
 from invoicing.models import Invoice
 from invoicing.services import (
     InvoiceAttemptFailed,
@@ -24,10 +24,8 @@ logger = logging.getLogger(__name__)
 
 
 def backoff_s(retries: int) -> float:
-    """Exponential backoff with a cap and "equal jitter": half fixed, half random, so
-    retries of many invoices spread out instead of arriving together."""
-    ceiling = min(settings.INVOICE_RETRY_MAX_S, settings.INVOICE_RETRY_BASE_S * (2 ** min(retries, 32)))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
+    """The numbering retry's delay: common.backoff with INVOICE_RETRY_BASE_S / _MAX_S."""
+    return common_backoff_s(retries=retries, base_s=settings.INVOICE_RETRY_BASE_S, max_s=settings.INVOICE_RETRY_MAX_S)
 
 
 @shared_task(

@@ -1,9 +1,10 @@
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from payments.models import PaymentAttempt, WebhookEvent
+from payments.models import DeliveryStatus, PaymentAttempt, SimulatedDelivery, WebhookEvent
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -34,6 +35,24 @@ class WebhookEventInline(admin.TabularInline):
         return False
 
 
+class SimulatedDeliveryInline(admin.TabularInline):
+    """What the simulated provider still owes the shop for this attempt, and how it went."""
+
+    model = SimulatedDelivery
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "provider webhook deliveries"
+    fields = ("step", "event_type", "status", "tries", "last_tried_at", "next_attempt_at", "last_error", "url")
+    readonly_fields = fields
+    ordering = ("step",)
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 def _order_link(order_id: int) -> str:
     return format_html('<a href="{}">#{}</a>', reverse("admin:orders_order_change", args=[order_id]), order_id)
 
@@ -47,7 +66,7 @@ class PaymentAttemptAdmin(ReadOnlyAdmin):
     list_filter = ("status", "provider", "refund_required", "failure_code", "created_at")
     search_fields = ("=id", "=order__id", "provider_reference", "order__user__username")
     date_hierarchy = "created_at"
-    inlines = [WebhookEventInline]
+    inlines = [SimulatedDeliveryInline, WebhookEventInline]
     fields = (
         "order_link", "amount", "currency", "provider", "provider_reference", "payment_method", "status",
         "failure_code", "failure_reason", "refund_required", "refund_reason", "redirect_url",
@@ -80,5 +99,44 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     def attempt_link(self, obj: WebhookEvent) -> str:
         if obj.attempt_id is None:
             return "—"
+        url = reverse("admin:payments_paymentattempt_change", args=[obj.attempt_id])
+        return format_html('<a href="{}">{}</a>', url, obj.attempt_id)
+
+
+class DeliveryStateFilter(admin.SimpleListFilter):
+    title = "delivery state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("failing", "Failing (scheduled, tried before)"), *DeliveryStatus.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[SimulatedDelivery]) -> QuerySet[SimulatedDelivery]:
+        if self.value() == "failing":
+            return queryset.filter(status=DeliveryStatus.SCHEDULED, tries__gt=0)
+        if self.value() in DeliveryStatus.values:
+            return queryset.filter(status=self.value())
+        return queryset
+
+
+@admin.register(SimulatedDelivery)
+class SimulatedDeliveryAdmin(ReadOnlyAdmin):
+    """The simulated provider's outgoing webhooks: a delivery that keeps failing (the shop's
+    webhook URL unreachable or refusing it) shows its tries and last error here."""
+
+    list_display = (
+        "id", "attempt_link", "event_type", "status", "tries", "last_status_code", "last_error",
+        "next_attempt_at", "delivered_at", "url",
+    )  # fmt: skip
+    list_filter = (DeliveryStateFilter, "event_type", "created_at")
+    search_fields = ("=attempt__id", "event_id", "attempt__provider_reference")
+    list_select_related = ("attempt",)
+    fields = (
+        "attempt_link", "script", "step", "event_id", "event_type", "status", "tries", "last_tried_at",
+        "next_attempt_at", "last_status_code", "last_error", "delivered_at", "url", "started_at", "created_at",
+    )  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="attempt", ordering="attempt_id")
+    def attempt_link(self, obj: SimulatedDelivery) -> str:
         url = reverse("admin:payments_paymentattempt_change", args=[obj.attempt_id])
         return format_html('<a href="{}">{}</a>', url, obj.attempt_id)

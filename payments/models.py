@@ -112,3 +112,54 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.webhook_id} {self.event_type}"
+
+
+class DeliveryStatus(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    DELIVERED = "delivered", "Delivered"
+    ABANDONED = "abandoned", "Abandoned (retries exhausted)"
+
+
+class SimulatedDelivery(models.Model):
+    """The simulated provider's own storage: one webhook it owes the shop.
+
+    Like an outside provider's, it survives anything that happens to the shop's workers or
+    broker: the Celery message that sends it is only a kick, and beat re-kicks scheduled
+    deliveries whose time has passed. The steps of an attempt's script are delivered in
+    order: step k+1 is stored when step k was delivered. Staff read tries and the last error
+    in the admin (a webhook URL that nothing answers shows up here first).
+    """
+
+    attempt = models.ForeignKey(PaymentAttempt, on_delete=models.PROTECT, related_name="simulated_deliveries")
+    script = models.CharField(max_length=32)
+    step = models.PositiveSmallIntegerField()
+    event_id = models.CharField(max_length=120)
+    event_type = models.CharField(max_length=40)
+    url = models.CharField(max_length=500)
+    started_at = models.DateTimeField()  # the script's start: event timestamps derive from it
+    status = models.CharField(max_length=12, choices=DeliveryStatus.choices, default=DeliveryStatus.SCHEDULED)
+    tries = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_tried_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["attempt_id", "step"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="simdelivery_due_idx")]
+        constraints = [
+            models.UniqueConstraint(fields=["attempt", "step"], name="simdelivery_attempt_step_unique"),
+            models.CheckConstraint(condition=Q(status__in=DeliveryStatus.values), name="simdelivery_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status="delivered", delivered_at__isnull=False)
+                | (~Q(status="delivered") & Q(delivered_at__isnull=True)),
+                name="simdelivery_delivered_iff_delivered_at",
+            ),
+        ]
+        verbose_name = "simulated provider delivery"
+        verbose_name_plural = "simulated provider deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.event_id} {self.status}"

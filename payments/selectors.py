@@ -1,10 +1,15 @@
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
-from django.db.models import QuerySet
+from django.conf import settings
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from orders.models import Order, OrderStatus
-from payments.models import PaymentAttempt, PaymentStatus
+from payments.models import DeliveryStatus, PaymentAttempt, PaymentStatus, SimulatedDelivery
 
 
 def payment_attempts_for_order(*, order_id: int) -> QuerySet[PaymentAttempt]:
@@ -26,6 +31,12 @@ class PaymentSummary:
     attempt: PaymentAttempt | None
     can_pay: bool  # a "Pay now" / "Try again" button makes sense
     refund_pending: bool  # a payment was taken that will be given back
+    slow: bool = False  # processing for longer than PAYMENT_SLOW_NOTICE_S: say so
+
+
+def _processing_is_slow(attempt: PaymentAttempt) -> bool:
+    since = attempt.charge_requested_at or attempt.created_at
+    return (timezone.now() - since).total_seconds() >= settings.PAYMENT_SLOW_NOTICE_S
 
 
 def payment_summary_for_order(*, order: Order) -> PaymentSummary:
@@ -46,7 +57,81 @@ def payment_summary_for_order(*, order: Order) -> PaymentSummary:
     if latest.status == PaymentStatus.PROCESSING:
         if latest.awaiting_customer:
             return PaymentSummary("awaiting_customer", "Awaiting payment", latest, False, refund_pending)
-        return PaymentSummary("processing", "Processing", latest, False, refund_pending)
+        return PaymentSummary("processing", "Processing", latest, False, refund_pending, _processing_is_slow(latest))
     if latest.status == PaymentStatus.FAILED:
         return PaymentSummary("failed", "Failed", latest, holds, refund_pending)
     return PaymentSummary("unpaid", "Awaiting payment", latest, holds, refund_pending)
+
+
+# --- The simulated provider's owed webhooks (health, metrics) ---------------------------------
+
+# A delivery tried this often without success, or this late, is a warning in /health/.
+DELIVERY_WARN_TRIES = 3
+DELIVERY_WARN_LATE_S = 60.0
+
+
+@dataclass(frozen=True)
+class DeliveryBacklog:
+    scheduled: int
+    failing: int  # scheduled and already tried at least once
+    abandoned: int
+    oldest_due_s: float  # how late the most overdue scheduled delivery is (0 when none)
+    worst_tries: int
+    last_error: str
+
+
+def simulated_deliveries_backlog(*, now: datetime | None = None) -> DeliveryBacklog:
+    now = now or timezone.now()
+    scheduled = SimulatedDelivery.objects.filter(status=DeliveryStatus.SCHEDULED)
+    figures = scheduled.aggregate(
+        n=Count("id"), failing=Count("id", filter=Q(tries__gt=0)), oldest=Min("next_attempt_at"), worst=Max("tries")
+    )
+    worst = scheduled.filter(tries__gt=0).order_by("-tries", "next_attempt_at").values_list("last_error", flat=True)
+    oldest = figures["oldest"]
+    return DeliveryBacklog(
+        scheduled=figures["n"],
+        failing=figures["failing"],
+        abandoned=SimulatedDelivery.objects.filter(status=DeliveryStatus.ABANDONED).count(),
+        oldest_due_s=max((now - oldest).total_seconds(), 0.0) if oldest else 0.0,
+        worst_tries=figures["worst"] or 0,
+        last_error=worst.first() or "",
+    )
+
+
+def simulated_deliveries_health() -> dict[str, object]:
+    backlog = simulated_deliveries_backlog()
+    warning = backlog.worst_tries >= DELIVERY_WARN_TRIES or backlog.oldest_due_s >= DELIVERY_WARN_LATE_S
+    return {
+        "status": "warning" if warning else "ok",
+        "scheduled": backlog.scheduled,
+        "failing": backlog.failing,
+        "abandoned": backlog.abandoned,
+        "oldest_due_s": round(backlog.oldest_due_s, 1),
+        "max_tries": backlog.worst_tries,
+        "last_error": backlog.last_error,
+        "url": settings.PAYMENT_WEBHOOK_URL,
+    }
+
+
+class DeliveryCollector(Collector):
+    """Gauges of the simulated provider's outgoing webhooks, read at scrape time."""
+
+    def collect(self) -> Iterator[Metric]:
+        backlog = simulated_deliveries_backlog()
+        yield GaugeMetricFamily(
+            "payment_webhook_deliveries_scheduled", "Provider webhooks owed to the shop.", value=backlog.scheduled
+        )
+        yield GaugeMetricFamily(
+            "payment_webhook_deliveries_failing",
+            "Owed provider webhooks whose earlier tries failed (the shop's webhook URL did not answer 2xx).",
+            value=backlog.failing,
+        )
+        yield GaugeMetricFamily(
+            "payment_webhook_deliveries_abandoned", "Provider webhooks given up after every retry.",
+            value=backlog.abandoned,
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "payment_webhook_delivery_lag_seconds",
+            "How late the most overdue owed provider webhook is (0 when none).",
+            value=backlog.oldest_due_s,
+        )

@@ -71,6 +71,10 @@ class PaymentProvider(ABC):
     def payment_methods(self) -> list[PaymentMethodChoice]:
         """Methods a shopper may choose on the hosted page (and API clients may pass)."""
 
+    def method_label(self, payment_method: str) -> str:
+        """The method as a shopper reads it ("Test card, succeeds"); the code if unknown."""
+        return next((m.label for m in self.payment_methods() if m.code == payment_method), payment_method)
+
     @abstractmethod
     def validate_method(self, payment_method: str) -> None:
         """Raise common.errors.ValidationFailed if the method is not usable."""

@@ -1,8 +1,10 @@
 """The simulated provider: a hosted payment page, an API path, and real webhooks.
 
-Charging enqueues a Celery task that plays a short script of events for the attempt and
-POSTs each one, signed per Standard Webhooks, to settings.PAYMENT_WEBHOOK_URL (the app's
-own endpoint), retrying with backoff while the endpoint is down. Test methods:
+Charging stores the first webhook of a short script of events as owed (SimulatedDelivery:
+the provider's own storage, like an outside service's); a Celery task POSTs each one,
+signed per Standard Webhooks, to settings.PAYMENT_WEBHOOK_URL (the app's own endpoint),
+retrying with backoff while the endpoint is down; beat re-kicks deliveries whose message
+was lost. Test methods:
 
 - pm_card_success:  processing, succeeded
 - pm_card_declined: processing, failed ("Your card was declined.")
@@ -23,11 +25,13 @@ from datetime import datetime, timedelta
 
 import requests
 from django.conf import settings
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from common.backoff import backoff_s
 from common.errors import ValidationFailed
-from payments.models import PaymentAttempt
+from payments.models import DeliveryStatus, PaymentAttempt, SimulatedDelivery
 from payments.providers.base import (
     PaymentEventType,
     PaymentMethodChoice,
@@ -45,6 +49,12 @@ logger = logging.getLogger(__name__)
 NAME = "simulated"
 CANCEL_SCRIPT = "cancel"
 DECLINED_REASON = "Your card was declined."
+# A kick may fire a moment before the stored time (clocks of web and worker processes).
+DUE_TOLERANCE = timedelta(seconds=1)
+# A claimed delivery whose run died (SIGKILL mid-POST) is due again after this.
+DELIVERY_LEASE = timedelta(seconds=60)
+# Beat re-kicks a scheduled delivery once it is this late (its message was lost).
+KICK_GRACE = timedelta(seconds=5)
 CANCELED_REASON = "The payment was canceled on the payment page."
 
 
@@ -64,13 +74,15 @@ class Step:
 def payment_methods() -> list[PaymentMethodChoice]:
     slow = f"{settings.PAYMENT_SIM_SLOW_S:g}"
     return [
-        PaymentMethodChoice("pm_card_success", "Visa •••• 4242", "Payment succeeds."),
-        PaymentMethodChoice("pm_card_declined", "Visa •••• 0002", "The issuer declines the payment."),
-        PaymentMethodChoice("pm_card_slow", "Visa •••• 3220", f"Payment succeeds after {slow} seconds."),
+        PaymentMethodChoice("pm_card_success", "Test card, succeeds", "Visa •••• 4242: the payment succeeds."),
+        PaymentMethodChoice("pm_card_declined", "Test card, declined", "Visa •••• 0002: the issuer declines it."),
+        PaymentMethodChoice(
+            "pm_card_slow", "Test card, succeeds slowly", f"Visa •••• 3220: the payment succeeds after {slow} s."
+        ),
         PaymentMethodChoice(
             "pm_card_flaky",
-            "Mastercard •••• 4444",
-            "Payment succeeds; the webhook is delivered twice and a stale event arrives last.",
+            "Test card, flaky webhooks",
+            "Mastercard •••• 4444: succeeds; the webhook arrives twice and a stale event arrives last.",
         ),
     ]
 
@@ -135,16 +147,139 @@ def webhook_deliver(*, url: str, msg_id: str, body: str, timeout_s: float = 10.0
     return response.status_code
 
 
-def simulated_deliver_step(*, attempt_id: int, script: str, step: int, started_at: datetime) -> float | None:
-    """Deliver step `step` of the attempt's script; return the delay before the next step,
-    or None after the last. Raises PaymentAttempt.DoesNotExist, WebhookDeliveryFailed."""
-    attempt = PaymentAttempt.objects.get(pk=attempt_id)
+# --- The provider's own storage: deliveries it owes the shop ------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What one run of a delivery did: `sent` (2xx), `failed` (retry at `retry_in_s`),
+    `abandoned` (retries exhausted), or `skipped` (not due, taken by another run, done)."""
+
+    outcome: str
+    retry_in_s: float | None = None
+
+
+def _kick(*, delivery_id: int, countdown_s: float = 0.0) -> None:
+    from payments.tasks import simulated_deliver
+
+    def send() -> None:
+        if countdown_s > 0:
+            simulated_deliver.apply_async(kwargs={"delivery_id": delivery_id}, countdown=countdown_s)
+        else:
+            simulated_deliver.delay(delivery_id=delivery_id)
+
+    # A lost kick only delays the delivery until beat re-kicks it (simulated_deliveries_kick_due).
+    transaction.on_commit(send, robust=True)
+
+
+def simulated_delivery_schedule(
+    *, attempt: PaymentAttempt, script: str, step: int, started_at: datetime, due_at: datetime
+) -> SimulatedDelivery:
+    """Store step `step` of the attempt's script as owed (once: a second call returns the
+    stored one), and kick its delivery when the caller's transaction commits."""
     steps = simulated_script(script)
     event = simulated_event(attempt=attempt, script=script, step=step, started_at=started_at)
-    msg_id = str(event["id"])
-    status = webhook_deliver(url=settings.PAYMENT_WEBHOOK_URL, msg_id=msg_id, body=json_body(event))
-    logger.info("delivered %s (%s) for attempt %s: HTTP %s", msg_id, event["type"], attempt_id, status)
-    return steps[step + 1].delay_s if step + 1 < len(steps) else None
+    with transaction.atomic():
+        delivery, created = SimulatedDelivery.objects.get_or_create(
+            attempt=attempt,
+            step=step,
+            defaults={
+                "script": script,
+                "event_id": str(event["id"]),
+                "event_type": steps[step].event_type.value,
+                "url": settings.PAYMENT_WEBHOOK_URL,
+                "started_at": started_at,
+                "next_attempt_at": due_at,
+            },
+        )
+        if created:
+            _kick(delivery_id=delivery.pk, countdown_s=max((due_at - timezone.now()).total_seconds(), 0.0))
+    return delivery
+
+
+def simulated_delivery_run(*, delivery_id: int) -> DeliveryResult:
+    """Send one owed webhook if it is due: claim it (a lease, so a second run does not send it
+    at the same time), POST it outside any transaction, then record the outcome. Delivered:
+    the script's next step is stored. Failed: retried with backoff, up to
+    PAYMENT_WEBHOOK_MAX_RETRIES tries after the first, then abandoned."""
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = (
+            SimulatedDelivery.objects.select_for_update(skip_locked=True)
+            .select_related("attempt")
+            .filter(pk=delivery_id, status=DeliveryStatus.SCHEDULED, next_attempt_at__lte=now + DUE_TOLERANCE)
+            .first()
+        )
+        if delivery is None:
+            return DeliveryResult("skipped")
+        delivery.tries += 1
+        delivery.last_tried_at = now
+        delivery.url = settings.PAYMENT_WEBHOOK_URL
+        delivery.next_attempt_at = now + DELIVERY_LEASE  # if this run dies, beat retries after the lease
+        delivery.save(update_fields=["tries", "last_tried_at", "url", "next_attempt_at"])
+
+    event = simulated_event(
+        attempt=delivery.attempt, script=delivery.script, step=delivery.step, started_at=delivery.started_at
+    )
+    try:
+        status = webhook_deliver(url=delivery.url, msg_id=delivery.event_id, body=json_body(event))
+    except WebhookDeliveryFailed as exc:
+        return _delivery_failed(delivery=delivery, error=str(exc))
+    logger.info("delivered %s (%s) for attempt %s: HTTP %s", delivery.event_id, delivery.event_type,
+                delivery.attempt_id, status)  # fmt: skip
+    with transaction.atomic():
+        SimulatedDelivery.objects.filter(pk=delivery.pk).update(
+            status=DeliveryStatus.DELIVERED, delivered_at=timezone.now(), last_status_code=status, last_error=""
+        )
+        steps = simulated_script(delivery.script)
+        following = delivery.step + 1
+        if following < len(steps):
+            simulated_delivery_schedule(
+                attempt=delivery.attempt,
+                script=delivery.script,
+                step=following,
+                started_at=delivery.started_at,
+                due_at=timezone.now() + timedelta(seconds=steps[following].delay_s),
+            )
+    return DeliveryResult("sent")
+
+
+def _delivery_failed(*, delivery: SimulatedDelivery, error: str) -> DeliveryResult:
+    status_code = int(error[5:8]) if error.startswith("HTTP ") and error[5:8].isdigit() else None
+    fields = {"last_error": error[:300], "last_status_code": status_code}
+    if delivery.tries > settings.PAYMENT_WEBHOOK_MAX_RETRIES:
+        SimulatedDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.ABANDONED, **fields)
+        logger.error("simulated provider: gave up on %s after %d tries: %s", delivery.event_id, delivery.tries, error)
+        return DeliveryResult("abandoned")
+    retry_in_s = backoff_s(
+        retries=delivery.tries - 1,
+        base_s=settings.PAYMENT_WEBHOOK_RETRY_BASE_S,
+        max_s=settings.PAYMENT_WEBHOOK_RETRY_MAX_S,
+    )
+    with transaction.atomic():
+        SimulatedDelivery.objects.filter(pk=delivery.pk).update(
+            next_attempt_at=timezone.now() + timedelta(seconds=retry_in_s), **fields
+        )
+        _kick(delivery_id=delivery.pk, countdown_s=retry_in_s)
+    logger.warning("webhook %s to %s failed (try %d: %s); retry in %.1fs", delivery.event_id, delivery.url,
+                   delivery.tries, error, retry_in_s)  # fmt: skip
+    return DeliveryResult("failed", retry_in_s=retry_in_s)
+
+
+def simulated_deliveries_kick_due(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Beat: re-kick scheduled deliveries whose time has passed by more than the grace (their
+    message was lost: a killed worker, a flushed broker). Returns how many were kicked."""
+    now = now or timezone.now()
+    due = list(
+        SimulatedDelivery.objects.filter(status=DeliveryStatus.SCHEDULED, next_attempt_at__lte=now - KICK_GRACE)
+        .order_by("next_attempt_at", "id")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for delivery_id in due:
+        _kick(delivery_id=delivery_id)
+    if due:
+        logger.info("simulated provider: re-kicked %d overdue webhook deliveries", len(due))
+    return len(due)
 
 
 class SimulatedProvider(PaymentProvider):
@@ -174,10 +309,12 @@ class SimulatedProvider(PaymentProvider):
         self._play(attempt_id=attempt_id, script=CANCEL_SCRIPT)
 
     def _play(self, *, attempt_id: int, script: str) -> None:
-        from payments.tasks import simulated_deliver
-
+        """Accept the request: its first webhook is stored as owed (the provider's own
+        durable state), then delivered by a worker and retried until the shop answers."""
         simulated_script(script)  # refuse an unknown script here, not in the worker
-        simulated_deliver.delay(attempt_id=attempt_id, script=script, step=0, started_at=timezone.now().isoformat())
+        now = timezone.now()
+        attempt = PaymentAttempt.objects.get(pk=attempt_id)
+        simulated_delivery_schedule(attempt=attempt, script=script, step=0, started_at=now, due_at=now)
 
     def parse_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> ProviderEvent:
         webhook_id, parsed = standard_webhook_verify(secret=webhook_secret(), body=body, headers=headers)

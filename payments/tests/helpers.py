@@ -61,3 +61,20 @@ def post_webhook(client: Client, body: dict[str, Any], *, msg_id: str | None = N
     raw = json.dumps(body)
     headers = signed_headers(raw, msg_id=msg_id or body["id"], **sign)
     return client.post(WEBHOOK_PATH, data=raw, content_type="application/json", headers=headers)
+
+
+def record_delivery_kicks(monkeypatch) -> list[dict]:
+    """Stand in for the simulated provider's delivery task: each kick is recorded as the
+    stored delivery it points at (attempt_id, script, step); nothing is sent."""
+    from payments.models import SimulatedDelivery
+    from payments.tasks import simulated_deliver
+
+    kicks: list[dict] = []
+
+    def kick(delivery_id: int) -> None:
+        row = SimulatedDelivery.objects.get(pk=delivery_id)
+        kicks.append({"delivery_id": row.pk, "attempt_id": row.attempt_id, "script": row.script, "step": row.step})
+
+    monkeypatch.setattr(simulated_deliver, "delay", lambda **kwargs: kick(kwargs["delivery_id"]))
+    monkeypatch.setattr(simulated_deliver, "apply_async", lambda kwargs, **options: kick(kwargs["delivery_id"]))
+    return kicks

@@ -14,8 +14,7 @@ from orders.models import Order, OrderStatus
 from orders.selectors import order_payment_status, orders_for_list
 from orders.services import cart_add_item, cart_get_or_create, order_cancel
 from payments.models import FailureCode, PaymentAttempt, PaymentStatus
-from payments.tasks import simulated_deliver
-from payments.tests.helpers import attempt_for, event_body, post_webhook
+from payments.tests.helpers import attempt_for, event_body, post_webhook, record_delivery_kicks
 
 pytestmark = pytest.mark.django_db
 
@@ -24,9 +23,7 @@ KEY = re.compile(r'name="idempotency_key" value="([0-9a-f]+)"')
 
 @pytest.fixture
 def deliveries(monkeypatch):
-    calls: list[dict] = []
-    monkeypatch.setattr(simulated_deliver, "delay", lambda **kwargs: calls.append(kwargs))
-    return calls
+    return record_delivery_kicks(monkeypatch)
 
 
 @pytest.fixture

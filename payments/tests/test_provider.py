@@ -5,13 +5,11 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import requests
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from common.errors import ValidationFailed
 from common.tests.helpers import place_order
-from payments.models import PaymentStatus, WebhookEvent
 from payments.providers import payment_provider
 from payments.providers.base import PaymentEventType, WebhookSignatureInvalid, json_body, standard_webhook_sign
 from payments.providers.simulated import SimulatedProvider, simulated_event, simulated_script
@@ -99,26 +97,3 @@ def test_provider_registry_and_method_validation(settings):
         payment_provider().validate_method("pm_card_unknown")
     with pytest.raises(LookupError, match="stripe"):
         payment_provider("stripe")
-
-
-def test_delivery_is_retried_then_given_up_without_touching_the_attempt(attempt, settings, monkeypatch):
-    """Eager run of the real task: each retry re-runs the delivery (countdowns are skipped
-    in eager mode); after PAYMENT_WEBHOOK_MAX_RETRIES it stops and logs."""
-    settings.PAYMENT_WEBHOOK_MAX_RETRIES = 3
-    settings.PAYMENT_WEBHOOK_URL = "http://127.0.0.1:9/api/v1/webhooks/payments/"
-    tries: list[str] = []
-
-    def refused(url, data, headers, timeout):  # the endpoint is down
-        tries.append(headers["webhook-id"])
-        raise requests.ConnectionError("connection refused")
-
-    monkeypatch.setattr(requests, "post", refused)
-
-    simulated_deliver.apply(
-        kwargs={"attempt_id": attempt.pk, "script": "pm_card_success", "step": 1, "started_at": STARTED.isoformat()}
-    )
-
-    assert tries == [f"evt_{attempt.provider_reference}_succeeded"] * 4  # first try + 3 retries, same id
-    attempt.refresh_from_db()
-    assert attempt.status == PaymentStatus.PROCESSING
-    assert not WebhookEvent.objects.exists()

@@ -22,8 +22,7 @@ from payments.services import (
     payment_attempt_request_charge,
     payment_attempts_fail_stale,
 )
-from payments.tasks import simulated_deliver
-from payments.tests.helpers import attempt_for
+from payments.tests.helpers import attempt_for, record_delivery_kicks
 
 pytestmark = pytest.mark.django_db
 
@@ -31,9 +30,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def deliveries(monkeypatch):
     """What the simulated provider was asked to play (the Celery task is not run here)."""
-    calls: list[dict] = []
-    monkeypatch.setattr(simulated_deliver, "delay", lambda **kwargs: calls.append(kwargs))
-    return calls
+    return record_delivery_kicks(monkeypatch)
 
 
 def _events(event_type: str) -> list[OutboxEvent]:
@@ -56,7 +53,7 @@ def test_attempt_with_a_method_is_processing_for_the_order_total_and_charged_aft
     assert attempt.charge_requested_at is not None
     assert attempt.redirect_url == ""
     assert attempt.completed_at is None
-    assert len(callbacks) == 2  # the charge, and the outbox relay kick
+    assert len(callbacks) == 3  # the charge, the outbox relay kick, and the charge's first delivery kick
     assert [(d["attempt_id"], d["script"], d["step"]) for d in deliveries] == [(attempt.pk, "pm_card_success", 0)]
     [created] = _events("payment.created")
     assert created.payload["attempt_id"] == attempt.pk

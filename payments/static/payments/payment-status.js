@@ -1,16 +1,18 @@
 // Progressive enhancement for the order page's payment block: while the payment is
-// processing, re-fetch the block every 2 s (for up to 2 minutes); when its state changes,
-// reload the page so the order status and the invoice block update too. Without
-// JavaScript the block's Refresh button does the same.
+// processing, re-fetch the block, first after 2 s, then less often (x1.5 up to 30 s), for as
+// long as it is processing (the outcome can still arrive). When its state changes, reload
+// the page so the order status and the invoice block update too; while it stays the same,
+// swap the block in place (it may now say the payment is taking longer than usual).
+// Without JavaScript the block's Refresh button does the same.
 (function () {
   "use strict";
-  var POLL_MS = 2000, POLL_FOR_MS = 120000;
+  var FIRST_MS = 2000, FACTOR = 1.5, MAX_MS = 30000;
   if (window.__paymentPolling) { return; }
   window.__paymentPolling = true;
 
-  function poll(startedAt) {
+  function poll(delay) {
     var block = document.getElementById("payment-block");
-    if (!block || block.dataset.polling !== "true" || Date.now() - startedAt > POLL_FOR_MS) { return; }
+    if (!block || block.dataset.polling !== "true") { return; }
     setTimeout(function () {
       fetch(block.dataset.refreshUrl, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
@@ -19,14 +21,15 @@
           holder.innerHTML = html.trim();
           var fresh = holder.querySelector("#payment-block");
           if (fresh && fresh.dataset.state !== block.dataset.state) { window.location.reload(); return; }
-          poll(startedAt);
-        }, function () { poll(startedAt); });
-    }, POLL_MS);
+          if (fresh) { block.replaceWith(fresh); }
+          poll(Math.min(delay * FACTOR, MAX_MS));
+        }, function () { poll(Math.min(delay * FACTOR, MAX_MS)); });
+    }, delay);
   }
 
   if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", function () { poll(Date.now()); });
+    document.addEventListener("DOMContentLoaded", function () { poll(FIRST_MS); });
   } else {
-    poll(Date.now());
+    poll(FIRST_MS);
   }
 })();
