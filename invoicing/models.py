@@ -86,7 +86,12 @@ class Invoice(TimeStampedModel):
 
     @property
     def display_number(self) -> str:
-        return f"{self.series}-{self.number}" if self.number is not None else "Pending"
+        return self.number_display or "Pending"
+
+    @property
+    def number_display(self) -> str | None:
+        """The one identity of a numbered invoice ("INV-3"): page, list, PDF and API."""
+        return f"{self.series}-{self.number}" if self.number is not None else None
 
     @property
     def issue_date(self) -> date | None:

@@ -32,6 +32,9 @@ class OrderInvoiceOutput(serializers.Serializer):
     id = serializers.IntegerField()
     invoice_number = serializers.IntegerField(source="number", allow_null=True)
     series = serializers.CharField()
+    display_number = serializers.CharField(
+        source="number_display", allow_null=True, help_text='"INV-3" once numbered, null while pending.'
+    )
     order_id = serializers.IntegerField()
     status = serializers.CharField()
     issued_at = serializers.DateTimeField(allow_null=True)
@@ -45,6 +48,9 @@ class InvoiceOutput(serializers.Serializer):
     id = serializers.IntegerField()
     invoice_number = serializers.IntegerField(source="number", allow_null=True)
     series = serializers.CharField()
+    display_number = serializers.CharField(
+        source="number_display", allow_null=True, help_text='"INV-3" once numbered, null while pending.'
+    )
     status = serializers.CharField()
     order_id = serializers.IntegerField()
     currency = serializers.CharField()

@@ -75,6 +75,9 @@ class InvoiceSummaryOutput(serializers.Serializer):
     id = serializers.IntegerField()
     invoice_number = serializers.IntegerField(source="number", allow_null=True)
     series = serializers.CharField()
+    display_number = serializers.CharField(
+        source="number_display", allow_null=True, help_text='"INV-3" once numbered, null while pending.'
+    )
     status = serializers.CharField()
 
 

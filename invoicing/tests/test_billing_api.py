@@ -105,7 +105,13 @@ def test_finalize_reserves_stock_places_the_order_and_creates_the_invoice(staff_
         None,
         "1269.60",
     )
-    assert body["invoice"] == {"id": order.invoice.pk, "invoice_number": None, "series": "INV", "status": "pending"}
+    assert body["invoice"] == {
+        "id": order.invoice.pk,
+        "invoice_number": None,
+        "series": "INV",
+        "display_number": None,
+        "status": "pending",
+    }
     assert Stock.objects.get(product__sku="LAMP-1").reserved == 2
 
     invoice_assign_number(invoice_id=order.invoice.pk, fault=FaultInjector(rate=0))

@@ -239,5 +239,5 @@ def test_invoice_block_shows_pending_with_a_refresh_then_the_number(shopper, use
     assert 'data-testid="invoice-number">Pending<' in pending
     # The Refresh button is a plain GET of the order page: it works without JavaScript.
     assert re.search(rf'<form method="get" action="/orders/{order.pk}/">\s*<button[^>]*id="invoice-refresh"', pending)
-    assert 'data-testid="invoice-number">1<' in issued_block
+    assert 'data-testid="invoice-number">INV-1<' in issued_block
     assert "invoice-refresh" not in issued_block

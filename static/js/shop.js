@@ -8,8 +8,9 @@
     if (button) { setTimeout(function () { button.disabled = true; }, 0); }
   });
 
-  // Invoice block: refresh in place, and poll briefly while the number is pending.
-  var POLL_MS = 2000, POLL_FOR_MS = 90000;
+  // Invoice block: refresh in place, and poll while the number is pending: first after 2 s,
+  // then less often (x1.5 up to 30 s), until the number is there.
+  var FIRST_MS = 2000, FACTOR = 1.5, MAX_MS = 30000;
 
   function refresh(block) {
     return fetch(block.dataset.refreshUrl, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" })
@@ -34,18 +35,19 @@
     }
   }
 
-  function poll(startedAt) {
+  function poll(delay) {
     var block = document.getElementById("invoice-block");
-    if (!block || block.dataset.pending !== "true" || Date.now() - startedAt > POLL_FOR_MS) { return; }
+    if (!block || block.dataset.pending !== "true") { return; }
+    var next = Math.min(delay * FACTOR, MAX_MS);
     setTimeout(function () {
-      refresh(block).then(function () { poll(startedAt); }, function () { poll(startedAt); });
-    }, POLL_MS);
+      refresh(block).then(function () { poll(next); }, function () { poll(next); });
+    }, delay);
   }
 
   document.addEventListener("DOMContentLoaded", function () {
     var block = document.getElementById("invoice-block");
     if (!block) { return; }
     wire(block);
-    poll(Date.now());
+    poll(FIRST_MS);
   });
 })();

@@ -70,7 +70,7 @@ def expect_pending(page: Page, invoice: Invoice) -> None:
 
 def expect_issued(page: Page, number: int) -> None:
     block = page.locator("#invoice-block")
-    expect(block.get_by_test_id("invoice-number")).to_have_text(str(number))
+    expect(block.get_by_test_id("invoice-number")).to_have_text(f"INV-{number}")
     expect(block).not_to_contain_text("Pending")
     expect(block.get_by_role("button", name="Refresh")).to_have_count(0)
     assert visible_problems(page) == []
