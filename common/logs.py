@@ -87,6 +87,47 @@ def structlog_configure() -> None:
     )
 
 
+class QuietPeriodicFilter(logging.Filter):
+    """Routine beat work logs at DEBUG, not INFO: at idle `make run` shows its banner, not ~120
+    lines a minute. Beat's "Sending due task" and the worker's "received" lines of the tasks
+    in CELERY_BEAT_SCHEDULE, their "succeeded" line when they did nothing (returned 0 or
+    None), and django-structlog's per-task info lines of tasks no request started are
+    demoted; failures, retries, periodic runs that did work and the task lines that carry a
+    request's request_id keep their level."""
+
+    _periodic: frozenset[str] | None = None
+
+    @classmethod
+    def periodic_tasks(cls) -> frozenset[str]:
+        if cls._periodic is None:
+            from django.conf import settings
+
+            schedule = getattr(settings, "CELERY_BEAT_SCHEDULE", {})
+            cls._periodic = frozenset(str(entry["task"]) for entry in schedule.values())
+        return cls._periodic
+
+    def _routine(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO:
+            return False
+        if record.name == "django_structlog.celery.receivers":
+            # Lines of tasks no request started (beat's); a request's tasks keep its request_id at INFO.
+            return isinstance(record.msg, Mapping) and not record.msg.get("request_id")
+        args = record.args
+        if record.name == "celery.beat" and isinstance(args, tuple) and len(args) == 2:
+            return str(args[1]) in self.periodic_tasks()
+        if record.name in ("celery.worker.strategy", "celery.app.trace") and isinstance(args, Mapping):
+            if str(args.get("name")) not in self.periodic_tasks():
+                return False
+            return record.name == "celery.worker.strategy" or args.get("return_value") in (0, None, "0", "None")
+        return False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._routine(record):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+
+
 def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
     """The LOGGING dict: one stderr handler whose formatter is JSON or console."""
     if log_format not in {"json", "console"}:
@@ -108,7 +149,10 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
                 "foreign_pre_chain": [*SHARED_PROCESSORS, structlog.stdlib.ExtraAdder()],
             }
         },
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structlog"}},
+        "filters": {"quiet_periodic": {"()": QuietPeriodicFilter}},
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": "structlog", "filters": ["quiet_periodic"]}
+        },
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
             "django.db.backends": {"level": "WARNING"},

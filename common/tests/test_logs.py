@@ -149,3 +149,37 @@ def test_audit_log_is_read_only_in_the_admin(db, client):
     assert b'name="_save"' not in page.content
     assert client.post(f"/admin/common/auditlogentry/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
     assert AuditLogEntry.objects.filter(pk=entry.pk).exists()
+
+
+def _record(name: str, msg: object, args: object = None, level: int = logging.INFO) -> logging.LogRecord:
+    record = logging.LogRecord(name, level, __file__, 1, msg, None, None)
+    record.args = args  # type: ignore[assignment]
+    return record
+
+
+def test_routine_beat_work_is_demoted_to_debug_and_real_work_keeps_its_level(settings):
+    from common.logs import QuietPeriodicFilter
+
+    quiet = QuietPeriodicFilter()
+    relay = {"id": "t1", "name": "outbox.relay", "return_value": "0"}
+    dropped = [
+        _record("celery.beat", "Scheduler: Sending due task %s (%s)", ("outbox-relay", "outbox.relay")),
+        _record("celery.worker.strategy", "Task %(name)s[%(id)s] received", relay),
+        _record("celery.app.trace", "Task %(name)s[%(id)s] succeeded in %(runtime)ss: %(return_value)s", relay),
+        _record("django_structlog.celery.receivers", {"event": "task_started", "task_id": "t1"}),
+    ]
+    kept = [
+        # a periodic run that did work
+        _record("celery.app.trace", "Task %(name)s[%(id)s] succeeded", {**relay, "return_value": "3"}),
+        # a task that is not on the beat schedule
+        _record("celery.worker.strategy", "Task %(name)s[%(id)s] received", {"id": "t2", "name": "payments.x"}),
+        # a request's task: its request_id is how one follows the request into the worker
+        _record("django_structlog.celery.receivers", {"event": "task_started", "request_id": "req-1"}),
+        # never demote a warning
+        _record("celery.beat", "Scheduler: Sending due task %s (%s)", ("a", "outbox.relay"), logging.WARNING),
+    ]
+    logging.getLogger().setLevel(logging.INFO)
+    assert [quiet.filter(r) for r in dropped] == [False] * 4
+    assert all(r.levelno == logging.DEBUG for r in dropped)
+    assert [quiet.filter(r) for r in kept] == [True] * 4
+    assert [r.levelno for r in kept] == [logging.INFO] * 3 + [logging.WARNING]
