@@ -23,6 +23,7 @@ are checked to be exactly 1..N.
 """
 
 import argparse
+import base64
 import math
 import os
 import platform
@@ -67,6 +68,8 @@ def bench_env(**overrides: str) -> dict[str, str]:
             "REDIS_URL": REDIS_URL,
             "DEBUG": "false",
             "SECRET_KEY": BENCH_SECRET,
+            # DEBUG off refuses the public development webhook secret: a private one per run.
+            "PAYMENT_WEBHOOK_SECRET": BENCH_WEBHOOK_SECRET,
             "PYTHONUNBUFFERED": "1",
             "INVOICE_FAILURE_RATE": "0",
         }
@@ -77,6 +80,7 @@ def bench_env(**overrides: str) -> dict[str, str]:
 
 
 BENCH_SECRET = secrets.token_urlsafe(50)
+BENCH_WEBHOOK_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 # --- Database and broker -------------------------------------------------------------------

@@ -1,0 +1,99 @@
+"""A smoke run of every command the README names, at tiny sizes, so none can break silently.
+
+`make run` has its own module (test_make_run.py: the whole shopper journey); `make test` is
+this run. Here: `make bench` (a real worker, PostgreSQL and Redis, on its own database and
+Redis db), `make lint`, `make format` (on a copy of the tree: it must find nothing to change)
+and the `docker compose` file (no Docker engine here: its shape is checked instead).
+"""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_URL = os.environ.get("DATABASE_URL", "postgres://root@127.0.0.1:5432/commerce")
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+# What a shell has; nothing the test run set (DJANGO_SETTINGS_MODULE, DEBUG, secrets...).
+SHELL_VARIABLES = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TERM", "TMPDIR")
+
+
+def shell_env(**extra: str) -> dict[str, str]:
+    return {**{n: os.environ[n] for n in SHELL_VARIABLES if n in os.environ}, **extra}
+
+
+def make(*args: str, cwd: Path = ROOT, timeout: float = 600, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", *args], cwd=cwd, env=shell_env(**env), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_make_bench_runs_end_to_end_at_tiny_sizes():
+    """Production settings (DEBUG off) as the bench uses them: it must bring its own secrets."""
+    result = make(
+        "bench",
+        "BENCH_ARGS=--invoices 40 --orders 10 --per-second 20 --concurrency 2",
+        BENCH_DATABASE_URL=re.sub(r"/[^/]*$", "/commerce_bench_smoke", PG_URL),
+        BENCH_REDIS_URL=REDIS_URL.rsplit("/", 1)[0] + "/11",
+        DATABASE_URL=PG_URL,
+        REDIS_URL=REDIS_URL,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "invoices/s" in output
+    assert re.search(r"p50", output), output[-2000:]
+    # The gap audit: every number of the series exactly once.
+    assert "1..N complete" in output, output[-2000:]
+
+
+def test_make_lint_passes():
+    result = make("lint")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+
+
+def test_make_format_finds_nothing_to_change(tmp_path):
+    tree = tmp_path / "tree"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()  # fmt: skip
+    for name in files:
+        source = ROOT / name
+        if source.is_file():
+            target = tree / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    (tree / ".venv").symlink_to(ROOT / ".venv")
+    before = {name: (tree / name).read_bytes() for name in files if (tree / name).is_file()}
+
+    result = make("format", cwd=tree)
+
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    changed = [name for name, content in before.items() if (tree / name).read_bytes() != content]
+    assert changed == []
+
+
+def test_docker_compose_stack_agrees_on_one_site_url_and_needs_its_secrets():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) >= {"postgres", "redis", "migrate", "web", "worker", "beat"}
+    app = ["migrate", "web", "worker", "beat"]
+    environments = [services[name]["environment"] for name in app]
+    # web, worker and beat see the same addresses: links and the provider's webhooks reach the web.
+    assert len({(e["SITE_URL"], e["PAYMENT_WEBHOOK_URL"], e["PORT"]) for e in environments}) == 1
+    web_env = services["web"]["environment"]
+    assert web_env["PAYMENT_WEBHOOK_URL"].startswith(f"http://web:{web_env['PORT']}/")
+    assert f"{web_env['PORT']}:{web_env['PORT']}" in services["web"]["ports"]
+    assert web_env["DEBUG"] == "false"
+    assert web_env["SECRET_KEY"].startswith("${SECRET_KEY:?")
+    assert web_env["PAYMENT_WEBHOOK_SECRET"].startswith("${PAYMENT_WEBHOOK_SECRET:?")
+    assert "celery -A config worker" in " ".join(services["worker"]["command"])
+    assert services["beat"]["command"][:4] == ["celery", "-A", "config", "beat"]
+    # The Procfile's processes are the compose services' processes.
+    procfile = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line)
+    assert set(procfile) == {"web", "worker", "beat"}
+    assert "gunicorn config.wsgi:application --config config/gunicorn.py" in procfile["web"]
