@@ -9,7 +9,7 @@
 2. Raw SQL baseline of the same transaction, with psycopg and no Django or Celery:
    lock the invoice row, UPDATE the sequence RETURNING, update the invoice, insert the
    outbox row, commit; as many connections as the worker has processes.
-3. Latency from order placement (the commit of `order_mark_paid`) to the issued number,
+3. Latency from order placement (the commit of `order_place_paid`) to the issued number,
    at failure rate 0.5 with the default backoff (INVOICE_RETRY_BASE_S 0.2, MAX 30):
    orders placed through the real cart, checkout and paid-transition services at a steady
    pace, numbered by a real worker; p50, p90, p99, max.
@@ -378,9 +378,10 @@ def bench_latency(*, count: int, concurrency: int, per_second: float, log_dir: P
     from django.conf import settings
     from django.contrib.auth import get_user_model
 
+    from flows.order_paid import order_place_paid
     from inventory.models import Product, Stock
     from invoicing.models import Invoice
-    from orders.services import cart_add_item, cart_get_or_create, checkout_place_order, order_mark_paid
+    from orders.services import cart_add_item, cart_get_or_create, checkout_place_order
 
     product = Product.objects.create(sku="BENCH-1", name="Bench product", price=Decimal("10.00"), currency="EUR")
     Stock.objects.create(product=product, on_hand=count + 10)
@@ -393,14 +394,14 @@ def bench_latency(*, count: int, concurrency: int, per_second: float, log_dir: P
     worker = Worker(concurrency=concurrency, failure_rate=0.5, log_dir=log_dir, name="latency").start()
     placed: dict[int, datetime] = {}
     try:
-        log(f"latency: placing {count} orders at {per_second:g}/s through cart, checkout and order_mark_paid")
+        log(f"latency: placing {count} orders at {per_second:g}/s through cart, checkout and order_place_paid")
         started = time.monotonic()
         for i in range(count):
             time.sleep(max(0.0, started + i / per_second - time.monotonic()))
             cart = cart_get_or_create(user=shopper)
             cart_add_item(cart=cart, sku=product.sku, quantity=1)
             order = checkout_place_order(cart=cart, user=shopper, shipping_address=address)
-            order_mark_paid(order_id=order.pk)  # commits, then enqueues numbering
+            order_place_paid(order_id=order.pk)  # commits, then enqueues numbering
             placed[order.pk] = datetime.now(UTC)
         rate = count / (time.monotonic() - started)
         ids = list(Invoice.objects.filter(order_id__in=placed).values_list("pk", flat=True))
@@ -493,7 +494,7 @@ NOTES = """How to read them:
   CPU (Python, Celery, logging, PostgreSQL sharing the same cores), not the hot lock, sets
   the worker path's ceiling; the row in between (the Django service without Celery) splits
   that cost roughly in half between the ORM/service and the broker/Celery task overhead.
-- **Latency** is measured from the return of `order_mark_paid` (its transaction committed
+- **Latency** is measured from the return of `order_place_paid` (its transaction committed
   and numbering enqueued) to the invoice's `issued_at`. Half the first attempts succeed
   at once (p50); every failed attempt waits for its backoff (equal jitter: half of
   min(30, 0.2 x 2^n) fixed, half random), so the tail is set by the unlucky invoices that

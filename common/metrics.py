@@ -23,9 +23,8 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -109,39 +108,6 @@ def metrics_celery_task(*, task: str, outcome: str) -> None:
 # --- scrape-time gauges from the database ---------------------------------------------------
 
 
-class DomainCollector(Collector):
-    """Gauges read from the database at scrape time (a handful of indexed aggregates)."""
-
-    def collect(self) -> Iterator[Metric]:
-        from django.db.models import Count, Min
-
-        from inventory.models import Reservation, ReservationStatus
-        from invoicing.models import Invoice, InvoiceStatus
-        from outbox.models import OutboxEvent
-
-        now = timezone.now()
-        pending = Invoice.objects.filter(status=InvoiceStatus.PENDING).aggregate(
-            n=Count("id"), oldest=Min("created_at")
-        )
-        yield GaugeMetricFamily("invoices_pending", "Invoices waiting for their number.", value=pending["n"])
-        yield GaugeMetricFamily(
-            "invoice_oldest_pending_age_seconds",
-            "Age of the oldest invoice still waiting for its number (0 when none).",
-            value=(now - pending["oldest"]).total_seconds() if pending["oldest"] else 0.0,
-        )
-        active = Reservation.objects.filter(status=ReservationStatus.ACTIVE).count()
-        yield GaugeMetricFamily("reservations_active", "Stock reservations held for unpaid orders.", value=active)
-        backlog = OutboxEvent.objects.filter(published_at__isnull=True).aggregate(
-            n=Count("id"), oldest=Min("created_at")
-        )
-        yield GaugeMetricFamily("outbox_backlog", "Outbox events not yet published.", value=backlog["n"])
-        yield GaugeMetricFamily(
-            "outbox_relay_lag_seconds",
-            "Age of the oldest unpublished outbox event (0 when the relay is caught up).",
-            value=(now - backlog["oldest"]).total_seconds() if backlog["oldest"] else 0.0,
-        )
-
-
 # Scrape-time collectors of the apps that own the data (registered in AppConfig.ready).
 APP_COLLECTORS: list[Collector] = []
 
@@ -199,7 +165,6 @@ def metrics_registry() -> CollectorRegistry:
             MultiProcessCollector(registry, path=str(folder))
     else:
         registry.register(_ProcessRegistry())
-    registry.register(DomainCollector())
     for collector in APP_COLLECTORS:
         registry.register(collector)
     return registry

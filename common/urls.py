@@ -2,8 +2,7 @@ from django.urls import path
 
 from common import views
 
+# Sign-in and sign-up are routed in flows/urls.py, which hands them the cart merge.
 urlpatterns = [
-    path("login/", views.ShopLoginView.as_view(), name="login"),
     path("logout/", views.ShopLogoutView.as_view(), name="logout"),
-    path("signup/", views.signup, name="signup"),
 ]

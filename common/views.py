@@ -1,4 +1,7 @@
-"""Account pages: sign in (merging the anonymous cart), sign out, sign up."""
+"""Account pages: sign in (then `after_login`, given by the route: the shop merges the
+anonymous cart, flows/urls.py), sign out, sign up."""
+
+from collections.abc import Callable
 
 from django import forms
 from django.contrib import messages
@@ -9,22 +12,20 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from orders.services import cart_merge
-
-
-def _merge_session_cart(request: HttpRequest, old_session_key: str | None) -> None:
-    if old_session_key and request.user.is_authenticated:
-        cart_merge(session_key=old_session_key, user=request.user)
+# (the request of the user just signed in, the session key it had before) -> None
+AfterLogin = Callable[[HttpRequest, str | None], None]
 
 
 class ShopLoginView(LoginView):
     template_name = "registration/login.html"
     redirect_authenticated_user = True
+    after_login: AfterLogin | None = None
 
     def form_valid(self, form):  # type: ignore[no-untyped-def]
         old_key = self.request.session.session_key  # login() cycles the key; keep the cart's
         response = super().form_valid(form)
-        _merge_session_cart(self.request, old_key)
+        if self.after_login is not None:
+            self.after_login(self.request, old_key)
         return response
 
 
@@ -45,7 +46,7 @@ class SignupForm(UserCreationForm):
         fields = ("username", "email")
 
 
-def signup(request: HttpRequest) -> HttpResponse:
+def signup(request: HttpRequest, after_login: AfterLogin | None = None) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("catalog")
     next_url = request.POST.get("next") or request.GET.get("next") or "/"
@@ -56,7 +57,8 @@ def signup(request: HttpRequest) -> HttpResponse:
         old_key = request.session.session_key
         user = form.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        _merge_session_cart(request, old_key)
+        if after_login is not None:
+            after_login(request, old_key)
         messages.success(request, f"Welcome, {user.get_username()}! Your account is ready.")
         return redirect(next_url)
     return render(request, "registration/signup.html", {"form": form, "next": next_url})

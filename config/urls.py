@@ -11,6 +11,7 @@ urlpatterns = [
     path("health/", health.health, name="health"),
     path("health/live/", health.live, name="health-live"),
     path("metrics", metrics_view, name="metrics"),
+    path("", include("flows.urls")),
     path("accounts/", include("common.urls")),
     path("", include("inventory.urls")),
     path("", include("orders.urls")),

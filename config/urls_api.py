@@ -11,6 +11,7 @@ urlpatterns = [
     path("", include("orders.urls_api")),
     path("", include("invoicing.urls_api")),
     path("", include("payments.urls_api")),
+    path("", include("flows.urls_api")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -3,3 +3,9 @@ from django.apps import AppConfig
 
 class InventoryConfig(AppConfig):
     name = "inventory"
+
+    def ready(self) -> None:
+        from common.metrics import metrics_collector_register
+        from inventory.metrics import InventoryCollector
+
+        metrics_collector_register(collector=InventoryCollector())

@@ -8,6 +8,7 @@ from django.db import connection
 from django.db.models import F
 
 from common.errors import Conflict, ValidationFailed
+from inventory.locks import reservations_lock_active
 from inventory.models import Reservation, ReservationStatus, Stock
 
 
@@ -60,18 +61,10 @@ def reservations_create(*, lines: Iterable[tuple[int, int, int]], expires_at: da
     )
 
 
-def _active_reservations(*, order_id: int) -> list[Reservation]:
-    return list(
-        Reservation.objects.select_for_update()
-        .filter(order_line__order_id=order_id, status=ReservationStatus.ACTIVE)
-        .order_by("product_id")
-    )
-
-
 def reservations_commit(*, order_id: int) -> int:
     """Turn an order's active holds into sales: on hand and reserved both go down."""
     _require_transaction()
-    reservations = _active_reservations(order_id=order_id)
+    reservations = reservations_lock_active(order_id=order_id)
     for r in reservations:
         Stock.objects.filter(product_id=r.product_id).update(
             on_hand=F("on_hand") - r.quantity, reserved=F("reserved") - r.quantity
@@ -83,7 +76,7 @@ def reservations_commit(*, order_id: int) -> int:
 def reservations_release(*, order_id: int) -> int:
     """Give an order's active holds back to the shelf."""
     _require_transaction()
-    reservations = _active_reservations(order_id=order_id)
+    reservations = reservations_lock_active(order_id=order_id)
     for r in reservations:
         Stock.objects.filter(product_id=r.product_id).update(reserved=F("reserved") - r.quantity)
     Reservation.objects.filter(pk__in=[r.pk for r in reservations]).update(status=ReservationStatus.RELEASED)

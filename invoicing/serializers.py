@@ -11,21 +11,7 @@ from invoicing.selectors import (
     invoice_is_overdue,
     invoice_payment_status,
 )
-
-
-class InvoiceLineOutput(serializers.Serializer):
-    sku = serializers.CharField()
-    description = serializers.CharField()
-    quantity = serializers.IntegerField()
-    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
-    tax_rate = serializers.DecimalField(max_digits=5, decimal_places=4)
-    line_total = serializers.DecimalField(max_digits=12, decimal_places=2)
-
-
-class TaxRowOutput(serializers.Serializer):
-    rate = serializers.DecimalField(max_digits=5, decimal_places=4)
-    net = serializers.DecimalField(max_digits=12, decimal_places=2)
-    tax = serializers.DecimalField(max_digits=12, decimal_places=2)
+from orders.serializers import InvoiceLineOutput, TaxRowOutput
 
 
 class OrderInvoiceOutput(serializers.Serializer):

@@ -24,6 +24,7 @@ from django.utils import timezone
 from common.errors import Conflict, IllegalTransition, NotFound, ValidationFailed
 from common.metrics import metrics_invoice_attempt, metrics_invoice_issued, metrics_invoice_simulated_failure
 from common.money import ZERO, money_round
+from invoicing.locks import invoice_lock, invoice_lock_for_order
 from invoicing.models import (
     INVOICE_TRANSITIONS,
     Invoice,
@@ -35,6 +36,7 @@ from invoicing.models import (
     InvoiceStatusChange,
     SalesReport,
 )
+from orders.locks import order_lock
 from orders.models import Order, OrderLine, OrderStatus
 from orders.pricing import taxable_by_rate
 from outbox.services import outbox_record
@@ -167,7 +169,7 @@ def invoice_assign_number(*, invoice_id: int, fault: FaultInjector | None = None
     fault = fault or fault_from_settings()
     try:
         with transaction.atomic():
-            invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
+            invoice = invoice_lock(invoice_id=invoice_id)
             if invoice.number is not None or invoice.status != InvoiceStatus.PENDING:
                 metrics_invoice_attempt(outcome="noop")
                 return invoice
@@ -295,14 +297,12 @@ class PaymentInProgress(Conflict):
 
 
 def _lock_order_then_invoice(*, invoice_id: int) -> tuple[Order, Invoice]:
-    """Lock order: order -> invoice (-> invoice sequence). Raises NotFound."""
-    from orders.services import order_lock
-
+    """Order, then invoice (flows/__init__.py). Raises NotFound."""
     order_id = Invoice.objects.filter(pk=invoice_id).values_list("order_id", flat=True).first()
     if order_id is None:
         raise NotFound("No such invoice.")
     order = order_lock(order_id=order_id)
-    invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
+    invoice = invoice_lock(invoice_id=invoice_id)
     invoice.order = order
     return order, invoice
 
@@ -724,7 +724,7 @@ def invoice_payment_amount(*, order: Order, requested: Decimal | None = None) ->
                 f"This order is paid in full: {order.total} {currency}.", details={"amount": ["Must be the total."]}
             )
         return order.total
-    invoice = Invoice.objects.select_for_update().filter(order_id=order.pk).first()
+    invoice = invoice_lock_for_order(order_id=order.pk)
     if invoice is None:
         return order.total if requested is None else requested
     if invoice.status == InvoiceStatus.PENDING:
@@ -748,6 +748,11 @@ def invoice_payment_amount(*, order: Order, requested: Decimal | None = None) ->
     return amount
 
 
+def invoice_amount_policy(order: Order, requested: Decimal | None) -> Decimal:
+    """invoice_payment_amount as payments' `amount_policy` (payments.services.AmountPolicy)."""
+    return invoice_payment_amount(order=order, requested=requested)
+
+
 def invoice_payment_settles(*, order: Order) -> bool:
     """A payment of `order` just succeeded (order row locked): True when the order is now
     paid in full, so the caller marks it paid (order_mark_paid; its invoice already exists
@@ -757,7 +762,7 @@ def invoice_payment_settles(*, order: Order) -> bool:
 
     if order.placed_at is None:
         return True  # storefront: one payment of the total
-    invoice = Invoice.objects.select_for_update().filter(order_id=order.pk).first()
+    invoice = invoice_lock_for_order(order_id=order.pk)
     if invoice is None:
         return True
     if invoice.status != InvoiceStatus.PENDING:
@@ -783,7 +788,13 @@ def invoice_pay_by_link(*, token: str, amount: Decimal, payment_method: str) -> 
             details={"amount": str(amount), "payable": str(link.link_amount)},
         )
     order = link.invoice.order
-    return payment_attempt_create(order_id=order.pk, user=order.user, payment_method=payment_method, amount=amount)
+    return payment_attempt_create(
+        order_id=order.pk,
+        user=order.user,
+        payment_method=payment_method,
+        amount=amount,
+        amount_policy=invoice_amount_policy,
+    )
 
 
 class LinkNotPayable(Conflict):

@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -19,14 +20,12 @@ from orders.services import (
     DraftLineSpec,
     draft_order_create,
     draft_order_delete,
-    draft_order_finalize,
     draft_order_set_lines,
     draft_order_update,
     order_fulfil,
     order_refund,
 )
 from outbox.models import OutboxEvent
-from payments.models import PaymentAttempt
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -46,14 +45,6 @@ class OrderLineInline(ReadOnlyInline):
     readonly_fields = fields
 
 
-class PaymentAttemptInline(ReadOnlyInline):
-    model = PaymentAttempt
-    fields = ("provider_reference", "amount", "currency", "payment_method", "status", "failure_reason",
-              "refund_required", "refund_reason", "created_at", "completed_at")  # fmt: skip
-    readonly_fields = fields
-    show_change_link = True
-
-
 class StatusChangeInline(ReadOnlyInline):
     model = OrderStatusChange
     fields = ("created_at", "from_status", "to_status", "reason", "actor")
@@ -67,7 +58,8 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ("id", "user__username", "user__email", "lines__sku")
     date_hierarchy = "created_at"
     list_select_related = ("user", "invoice")
-    inlines = [OrderLineInline, PaymentAttemptInline, StatusChangeInline]
+    # payments/admin.py registers this admin again with the order's payment attempts inline.
+    inlines = [OrderLineInline, StatusChangeInline]
     readonly_fields = (
         "user", "status", "currency", "subtotal", "discount", "shipping", "tax", "total", "coupon_code",
         "shipping_address", "reservation_expires_at", "placed_at", "created_at", "updated_at",
@@ -174,7 +166,10 @@ class DraftOrderForm(forms.ModelForm):
 @admin.register(DraftOrder)
 class DraftOrderAdmin(admin.ModelAdmin):
     """Staff billing: create a draft for a customer, add lines, review the totals, finalize.
-    Every write goes through orders.services (draft_order_*), not the ORM."""
+    Every write goes through orders.services (draft_order_*), not the ORM; finalizing is the
+    cross-app flow flows.draft_finalize, handed in by flows/admin.py."""
+
+    finalize_draft: Callable[..., DraftOrder] | None = None
 
     form = DraftOrderForm
     list_display = (
@@ -281,7 +276,8 @@ class DraftOrderAdmin(admin.ModelAdmin):
     def _finalize(self, request: HttpRequest, draft_id: int) -> bool:
         actor = request.user if isinstance(request.user, User) else None
         try:
-            draft = draft_order_finalize(draft_id=draft_id, actor=actor)
+            assert self.finalize_draft is not None, "flows/admin.py registers this admin with finalize_draft"
+            draft = self.finalize_draft(draft_id=draft_id, actor=actor)
         except ApplicationError as exc:
             self.message_user(request, f"Draft order #{draft_id} not finalized: {exc.message}", messages.ERROR)
             return False

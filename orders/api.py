@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 from django.contrib.auth.models import User
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -8,6 +10,7 @@ from common.api import Pagination
 from common.audit import audit_record
 from common.idempotency import idempotent
 from common.permissions import HasModelPermission
+from orders.models import DraftOrder
 from orders.selectors import (
     cart_for_request,
     cart_view,
@@ -33,7 +36,6 @@ from orders.services import (
     cart_update_line,
     checkout_place_order,
     draft_order_create,
-    draft_order_finalize,
 )
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
@@ -179,6 +181,8 @@ class DraftOrderDetailApi(APIView):
 
 class DraftOrderFinalizeApi(APIView):
     permission_classes = [HasModelPermission.of("orders.change_draftorder")]
+    # The finalize flow (flows.draft_finalize.draft_order_finalize), given by the route.
+    finalize: Callable[..., DraftOrder] | None = None
 
     @extend_schema(
         request=None,
@@ -191,6 +195,7 @@ class DraftOrderFinalizeApi(APIView):
     )
     def post(self, request: Request, draft_id: int) -> Response:
         assert isinstance(request.user, User)
-        draft = draft_order_finalize(draft_id=draft_id, actor=request.user)
+        assert self.finalize is not None, "route DraftOrderFinalizeApi with finalize (flows/urls_api.py)"
+        draft = self.finalize(draft_id=draft_id, actor=request.user)
         audit_record(actor=request.user, action="draft_order.finalize", target=draft, details={})
         return _draft_response(draft_id)

@@ -5,9 +5,24 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from rest_framework import serializers
 
-from invoicing.serializers import InvoiceLineOutput, TaxRowOutput
 from orders.models import Order
 from orders.selectors import order_payment_status
+
+
+# Lines and tax rows as invoices and draft orders show them (invoicing reuses these).
+class InvoiceLineOutput(serializers.Serializer):
+    sku = serializers.CharField()
+    description = serializers.CharField()
+    quantity = serializers.IntegerField()
+    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
+    tax_rate = serializers.DecimalField(max_digits=5, decimal_places=4)
+    line_total = serializers.DecimalField(max_digits=12, decimal_places=2)
+
+
+class TaxRowOutput(serializers.Serializer):
+    rate = serializers.DecimalField(max_digits=5, decimal_places=4)
+    net = serializers.DecimalField(max_digits=12, decimal_places=2)
+    tax = serializers.DecimalField(max_digits=12, decimal_places=2)
 
 
 class AddressInput(serializers.Serializer):

@@ -20,6 +20,7 @@ from common.errors import ApplicationError, IllegalTransition, NotFound, Validat
 from common.money import money_round
 from inventory.models import Product, Stock
 from inventory.services import reservations_commit, reservations_create, reservations_release, stock_reserve
+from orders.locks import cart_lock, cart_lock_by_session, draft_lock, order_lock
 from orders.models import (
     ALLOWED_TRANSITIONS,
     Cart,
@@ -89,7 +90,7 @@ def cart_add_item(*, cart: Cart, sku: str, quantity: int) -> CartLine:
     """Add units of a product; an existing line grows. Refuses more than is available."""
     product = _product_for_cart(sku=sku)
     with transaction.atomic():
-        Cart.objects.select_for_update().filter(pk=cart.pk).first()
+        cart_lock(cart_id=cart.pk)
         line = CartLine.objects.filter(cart=cart, product=product).first()
         new_quantity = quantity + (line.quantity if line else 0)
         if quantity <= 0:
@@ -129,10 +130,10 @@ def cart_merge(*, session_key: str, user: User) -> Cart:
     added, capped by what is available (and the per-line maximum)."""
     user_cart = cart_get_or_create(user=user)
     with transaction.atomic():
-        anonymous = Cart.objects.select_for_update().filter(session_key=session_key).first()
+        anonymous = cart_lock_by_session(session_key=session_key)
         if anonymous is None:
             return user_cart
-        Cart.objects.select_for_update().filter(pk=user_cart.pk).first()
+        cart_lock(cart_id=user_cart.pk)
         for line in anonymous.lines.select_related("product__stock"):
             existing = CartLine.objects.filter(cart=user_cart, product=line.product).first()
             stock = line.product.stock
@@ -148,7 +149,7 @@ def cart_merge(*, session_key: str, user: User) -> Cart:
 # --- Checkout --------------------------------------------------------------------------------
 
 
-def _order_place(
+def order_place(
     *,
     user: User,
     totals: Totals,
@@ -212,7 +213,7 @@ def checkout_place_order(*, cart: Cart, user: User, shipping_address: dict[str, 
     is reserved and the cart is untouched.
     """
     with transaction.atomic():
-        locked = Cart.objects.select_for_update().filter(pk=cart.pk).first()
+        locked = cart_lock(cart_id=cart.pk)
         if locked is None:
             raise CartEmpty("Your cart is empty.")
         lines = list(CartLine.objects.filter(cart=locked).select_related("product").order_by("product_id"))
@@ -230,7 +231,7 @@ def checkout_place_order(*, cart: Cart, user: User, shipping_address: dict[str, 
 
         priced = [(line.product.price * line.quantity, line.product.tax_rate) for line in lines]
         totals = totals_compute(lines=priced, currency=currency, coupon=coupon)
-        order, _ = _order_place(
+        order, _ = order_place(
             user=user,
             totals=totals,
             coupon_code=coupon,
@@ -289,16 +290,9 @@ def order_transition(*, order: Order, to: str, reason: str = "", actor: User | N
     return order
 
 
-def order_lock(*, order_id: int) -> Order:
-    """Lock an order row (the second lock of the fixed order, after the cart)."""
-    return Order.objects.select_for_update().get(pk=order_id)
-
-
 def order_mark_paid(*, order_id: int, reason: str = "payment succeeded") -> Order:
-    """Place a storefront order: paid, stock committed, invoice created, all in one
-    transaction (the invoice gets its number later, from a worker)."""
-    from invoicing.services import invoice_create_for_order
-
+    """The orders part of "money arrived": paid, stock committed, placed. The whole flow
+    (with the invoice) is flows.order_paid.order_place_paid, which calls this."""
     with transaction.atomic():
         order = order_lock(order_id=order_id)
         order_transition(order=order, to=OrderStatus.PAID, reason=reason)
@@ -306,7 +300,6 @@ def order_mark_paid(*, order_id: int, reason: str = "payment succeeded") -> Orde
         # A staff-billed order was placed when finalized; a storefront order is placed now.
         placed_at = Coalesce(F("placed_at"), Value(timezone.now()))
         Order.objects.filter(pk=order.pk).update(placed_at=placed_at, reservation_expires_at=None)
-        invoice_create_for_order(order=order)
     return order
 
 
@@ -448,8 +441,9 @@ def _draft_lines_build(*, draft: DraftOrder, specs: list[DraftLineSpec]) -> list
     return lines
 
 
-def _draft_lock(*, draft_id: int) -> DraftOrder:
-    draft = DraftOrder.objects.select_for_update().filter(pk=draft_id).first()
+def draft_lock_open(*, draft_id: int) -> DraftOrder:
+    """Lock a draft that can still change; NotFound or IllegalTransition otherwise."""
+    draft = draft_lock(draft_id=draft_id)
     if draft is None:
         raise NotFound("No such draft order.")
     if draft.status != DraftOrderStatus.DRAFT:
@@ -515,7 +509,7 @@ def draft_order_update(*, draft_id: int, actor: User | None = None, **changes: A
     if unknown:
         raise ValueError(f"not draft fields: {sorted(unknown)}")
     with transaction.atomic():
-        draft = _draft_lock(draft_id=draft_id)
+        draft = draft_lock_open(draft_id=draft_id)
         for name, value in changes.items():
             setattr(draft, name, value)
         draft.coupon_code = draft.coupon_code.strip().upper()
@@ -528,7 +522,7 @@ def draft_order_set_lines(*, draft_id: int, lines: list[DraftLineSpec]) -> list[
     """Replace a draft's lines (catalog data is copied now: the totals staff review are the
     totals billed). Refuses a finalized draft (IllegalTransition) or bad lines."""
     with transaction.atomic():
-        draft = _draft_lock(draft_id=draft_id)
+        draft = draft_lock_open(draft_id=draft_id)
         built = _draft_lines_build(draft=draft, specs=lines)
         DraftOrderLine.objects.filter(draft=draft).delete()
         return DraftOrderLine.objects.bulk_create(built)
@@ -537,7 +531,7 @@ def draft_order_set_lines(*, draft_id: int, lines: list[DraftLineSpec]) -> list[
 def draft_order_delete(*, draft_id: int) -> None:
     """Discard a draft that was never finalized."""
     with transaction.atomic():
-        draft = _draft_lock(draft_id=draft_id)
+        draft = draft_lock_open(draft_id=draft_id)
         draft.delete()
 
 
@@ -568,114 +562,3 @@ def draft_order_create_from_order(*, order_id: int, actor: User | None = None) -
         shipping=order.shipping,
         coupon=order.coupon_code,
     )
-
-
-def _customer_billing_details(*, customer: User) -> dict[str, str]:
-    from invoicing.models import BillingProfile
-
-    profile = BillingProfile.objects.filter(user=customer).first()
-    details = {
-        "name": customer.get_full_name() or customer.get_username(),
-        "email": customer.email,
-    }
-    if profile is not None:
-        fields = ("company", "name", "line1", "line2", "city", "postal_code", "country", "vat_id", "email")
-        details.update({name: getattr(profile, name) for name in fields if getattr(profile, name)})
-    return {k: v for k, v in details.items() if v}
-
-
-def _customer_payment_terms(*, draft: DraftOrder) -> int:
-    from invoicing.models import BillingProfile
-
-    if draft.due_days is not None:
-        return draft.due_days
-    profile_days = BillingProfile.objects.filter(user=draft.customer_id).values_list("payment_terms_days", flat=True)
-    days = profile_days.first()
-    return days if days is not None else int(settings.INVOICE_PAYMENT_TERMS_DAYS)
-
-
-def draft_order_finalize(*, draft_id: int, actor: User | None = None) -> DraftOrder:
-    """Place a draft: one transaction that reserves stock for the catalog lines (all or
-    nothing, as checkout does, but without expiry), creates the order (`pending_payment`
-    until paid in full, `placed_at` now) and its pending invoice, which the numbering
-    worker issues after commit.
-
-    Raises NotFound, IllegalTransition (already finalized), ValidationFailed (no lines, a
-    product no longer sold, a bad coupon) or InsufficientStock naming the short SKUs;
-    then nothing is reserved or created.
-    """
-    from invoicing.services import InvoiceTerms, invoice_create_for_order
-
-    with transaction.atomic():
-        draft = _draft_lock(draft_id=draft_id)
-        lines = list(DraftOrderLine.objects.filter(draft=draft).select_related("product").order_by("id"))
-        if not lines:
-            raise ValidationFailed("A draft order needs at least one line.", details={"lines": ["Add a line."]})
-        inactive = sorted({line.sku for line in lines if line.product is not None and not line.product.is_active})
-        if inactive:
-            raise ValidationFailed("Some products are no longer sold.", details={"skus": inactive})
-        quantities: dict[int, int] = {}
-        for line in lines:
-            if line.product_id is not None:
-                quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
-        if quantities:
-            stock_reserve(quantities=quantities)
-
-        totals = totals_compute(
-            lines=[(line.line_total, line.tax_rate) for line in lines],
-            currency=draft.currency,
-            coupon=draft.coupon_code,
-            shipping=draft.shipping,
-        )
-        customer = User.objects.get(pk=draft.customer_id)
-        billing = _customer_billing_details(customer=customer)
-        now = timezone.now()
-        order, _ = _order_place(
-            user=customer,
-            totals=totals,
-            coupon_code=draft.coupon_code,
-            shipping_address={
-                k: billing[k] for k in ("name", "line1", "line2", "city", "postal_code", "country") if k in billing
-            },
-            lines=[
-                OrderLine(
-                    product=line.product,
-                    sku=line.sku,
-                    name=line.description,
-                    quantity=line.quantity,
-                    unit_price=line.unit_price,
-                    tax_rate=line.tax_rate,
-                    line_total=line.line_total,
-                )
-                for line in lines
-            ],
-            reservation_expires_at=None,  # never swept: see RESERVATION_NO_EXPIRY
-            placed_at=now,
-            reason=f"draft order #{draft.pk} finalized",
-            actor=actor,
-            event_extra={"source": "draft_order", "draft_order_id": draft.pk},
-        )
-        invoice = invoice_create_for_order(
-            order=order,
-            terms=InvoiceTerms(
-                due_days=_customer_payment_terms(draft=draft),
-                allow_partial=draft.allow_partial,
-                notes=draft.notes,
-                billing_details=billing,
-            ),
-        )
-        DraftOrder.objects.filter(pk=draft.pk).update(
-            status=DraftOrderStatus.FINALIZED, order=order, finalized_at=now, finalized_by=actor, updated_at=now
-        )
-        draft.refresh_from_db()
-        outbox_record(
-            event_type="draft_order.finalized",
-            aggregate=draft,
-            payload={
-                "draft_order_id": draft.pk,
-                "order_id": order.pk,
-                "invoice_id": invoice.pk,
-                "actor_id": actor.pk if actor else None,
-            },
-        )
-    return draft

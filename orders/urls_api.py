@@ -6,7 +6,6 @@ from orders.api import (
     CartItemsApi,
     CheckoutApi,
     DraftOrderDetailApi,
-    DraftOrderFinalizeApi,
     DraftOrderListApi,
     OrderDetailApi,
     OrderListApi,
@@ -21,5 +20,4 @@ urlpatterns = [
     path("orders/<int:order_id>/", OrderDetailApi.as_view(), name="api-order"),
     path("draft-orders/", DraftOrderListApi.as_view(), name="api-draft-orders"),
     path("draft-orders/<int:draft_id>/", DraftOrderDetailApi.as_view(), name="api-draft-order"),
-    path("draft-orders/<int:draft_id>/finalize/", DraftOrderFinalizeApi.as_view(), name="api-draft-order-finalize"),
 ]

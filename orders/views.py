@@ -20,7 +20,7 @@ from common.idempotency import (
 from orders.forms import AddToCartForm, CheckoutForm, QuantityForm
 from orders.models import Order
 from orders.selectors import cart_for_request, cart_view, order_get_for_user, orders_for_list
-from orders.services import cart_add_item, cart_remove_line, cart_update_line, checkout_place_order
+from orders.services import cart_add_item, cart_merge, cart_remove_line, cart_update_line, checkout_place_order
 
 
 def _cart(request: HttpRequest):  # type: ignore[no-untyped-def]
@@ -145,3 +145,10 @@ def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
 def order_invoice_block(request: HttpRequest, order_id: int) -> HttpResponse:
     """The invoice block alone, for the page's in-place refresh."""
     return render(request, "invoicing/_invoice_block.html", {"order": order_for_page_or_404(request, order_id)})
+
+
+def cart_merge_on_sign_in(request: HttpRequest, old_session_key: str | None) -> None:
+    """The sign-in and sign-up views' `after_login` (flows/urls.py): the anonymous cart of
+    the session joins the user's cart."""
+    if old_session_key and isinstance(request.user, User):
+        cart_merge(session_key=old_session_key, user=request.user)

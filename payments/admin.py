@@ -4,6 +4,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from orders.admin import OrderAdmin, OrderLineInline, StatusChangeInline
+from orders.models import Order
 from payments.models import DeliveryStatus, PaymentAttempt, SimulatedDelivery, WebhookEvent
 
 
@@ -51,6 +53,32 @@ class SimulatedDeliveryInline(admin.TabularInline):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+class OrderPaymentAttemptInline(admin.TabularInline):
+    model = PaymentAttempt
+    extra = 0
+    can_delete = False
+    fields = ("provider_reference", "amount", "currency", "payment_method", "status", "failure_reason",
+              "refund_required", "refund_reason", "created_at", "completed_at")  # fmt: skip
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+# The order admin is the orders app's; payments adds the order's attempts to it (orders
+# never imports payments).
+admin.site.unregister(Order)
+
+
+@admin.register(Order)
+class OrderWithPaymentsAdmin(OrderAdmin):
+    inlines = [OrderLineInline, OrderPaymentAttemptInline, StatusChangeInline]
 
 
 def _order_link(order_id: int) -> str:

@@ -16,7 +16,13 @@ from payments.providers import payment_provider
 from payments.providers.base import WebhookPayloadInvalid, WebhookSignatureInvalid
 from payments.selectors import payment_attempts_for_order
 from payments.serializers import PaymentAttemptOutput, PaymentCreateInput
-from payments.services import payment_attempt_create, payment_webhook_apply
+from payments.services import (
+    AmountPolicy,
+    SuccessHandler,
+    payment_amount_order_total,
+    payment_attempt_create,
+    payment_webhook_apply,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +37,8 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 
 class OrderPaymentsApi(APIView):
     throttle_scope = "payments"  # settings.THROTTLE_RATES (common/throttles.py)
+    # What the attempt may be for: given by the route (flows/urls_api.py: invoice-aware).
+    amount_policy: AmountPolicy = staticmethod(payment_amount_order_total)
 
     def get_throttles(self) -> list[BaseThrottle]:
         return super().get_throttles() if self.request.method == "POST" else []  # reads are not limited
@@ -55,7 +63,9 @@ class OrderPaymentsApi(APIView):
         data = PaymentCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         assert isinstance(request.user, User)  # IsAuthenticated
-        attempt = payment_attempt_create(order_id=order.pk, user=request.user, **data.validated_data)
+        attempt = payment_attempt_create(
+            order_id=order.pk, user=request.user, amount_policy=self.amount_policy, **data.validated_data
+        )
         return Response(PaymentAttemptOutput(attempt, context={"request": request}).data, status=201)
 
 
@@ -73,6 +83,8 @@ class PaymentWebhookApi(APIView):
     authentication_classes: list[type] = []  # the signature is the authentication; no CSRF
     permission_classes = [AllowAny]
     throttle_scope = "webhooks"  # settings.THROTTLE_RATES; a 429 makes the provider retry later
+    # What a success does to its order: given by the route (flows/urls_api.py).
+    on_succeeded: SuccessHandler | None = None
 
     @extend_schema(
         request=None,
@@ -89,7 +101,8 @@ class PaymentWebhookApi(APIView):
                 outcome="rejected", reason="signature" if isinstance(exc, WebhookSignatureInvalid) else "payload"
             )
             raise
-        result = payment_webhook_apply(event=event, provider_name=provider.name)
+        assert self.on_succeeded is not None, "route PaymentWebhookApi with on_succeeded (flows/urls_api.py)"
+        result = payment_webhook_apply(event=event, provider_name=provider.name, on_succeeded=self.on_succeeded)
         metrics_webhook(outcome="deduplicated" if result.duplicate else "received", event_type=str(event.type))
         return Response(
             {

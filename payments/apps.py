@@ -7,7 +7,8 @@ class PaymentsConfig(AppConfig):
     def ready(self) -> None:
         from common.health import health_backlog_register
         from common.metrics import metrics_collector_register
-        from payments.selectors import DeliveryCollector, simulated_deliveries_health
+        from payments.metrics import DeliveryCollector
+        from payments.selectors import simulated_deliveries_health
 
         health_backlog_register(name="webhook_deliveries", check=simulated_deliveries_health)
         metrics_collector_register(collector=DeliveryCollector())

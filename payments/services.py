@@ -1,7 +1,9 @@
 """Payment writes: attempts, provider events, and giving up on silent attempts.
 
-Lock order, as everywhere: cart -> order -> payment attempt -> reservations -> stock ->
-invoice sequence. Every function here that touches an attempt locks its order first.
+Locks follow the one order written in flows/__init__.py: every function here that touches
+an attempt locks its order first. Payments know orders, not invoices: what a payment may be
+for (`amount_policy`) and what happens when money arrives (`on_succeeded`) are callables
+given by the layer above (flows/, invoicing), so this app never imports them.
 
 An attempt only moves forward (processing -> succeeded | failed). The order is paid at
 most once: a success that cannot be applied (order already paid or cancelled, or the shop
@@ -9,6 +11,7 @@ had already given up on the attempt) is recorded and flagged `refund_required` f
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -18,11 +21,11 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from common.errors import Conflict, IllegalTransition, NotFound
-from invoicing.services import invoice_payment_amount, invoice_payment_settles
+from common.errors import Conflict, IllegalTransition, NotFound, ValidationFailed
+from orders.locks import order_lock, order_lock_or_skip
 from orders.models import Order, OrderStatus
-from orders.services import order_lock, order_mark_paid
 from outbox.services import outbox_record
+from payments.locks import attempt_lock
 from payments.models import FailureCode, PaymentAttempt, PaymentStatus, WebhookEvent
 from payments.providers import payment_provider
 from payments.providers.base import PaymentEventType, PaymentProvider, ProviderEvent
@@ -38,6 +41,23 @@ class PaymentInProgress(Conflict):
 
 class ReservationExpired(Conflict):
     code = "reservation_expired"
+
+
+# (the locked order, the amount asked for or None) -> the amount of the new attempt; raises
+# an ApplicationError when the order cannot take that payment.
+AmountPolicy = Callable[[Order, Decimal | None], Decimal]
+# (the locked order, the attempt that just succeeded for it) -> what happened, for the
+# webhook record: flows.order_paid.payment_succeeded marks the order paid and invoices it.
+SuccessHandler = Callable[[Order, PaymentAttempt], str]
+
+
+def payment_amount_order_total(order: Order, requested: Decimal | None) -> Decimal:
+    """The default policy: an order is paid in one go, for its total."""
+    if requested is not None and requested != order.total:
+        raise ValidationFailed(
+            f"This order is paid in full: {order.total} {order.currency}.", details={"amount": ["Must be the total."]}
+        )
+    return order.total
 
 
 # --- Attempts ---------------------------------------------------------------------------------
@@ -70,9 +90,11 @@ def payment_attempt_create(
     payment_method: str = "",
     provider: PaymentProvider | None = None,
     amount: Decimal | None = None,
+    amount_policy: AmountPolicy = payment_amount_order_total,
 ) -> PaymentAttempt:
-    """Start paying an order: one `processing` attempt for the order total (or, for a
-    staff-billed order, `amount` of its invoice: invoicing.services.invoice_payment_amount).
+    """Start paying an order: one `processing` attempt for what `amount_policy` allows
+    (by default the order total; for a staff-billed order, an amount of its invoice:
+    invoicing.services.invoice_payment_amount, given by flows/).
 
     With a payment method the provider is asked to charge once this transaction commits;
     without one the attempt waits for the shopper on the provider's hosted page
@@ -106,9 +128,8 @@ def payment_attempt_create(
             current = _processing_attempt(order_id=order.pk)
             if current is not None:
                 raise _in_progress(current)
-            # The order total, or a payment against a staff-billed order's invoice (locked
-            # next): never more than what is due and not already in flight.
-            amount = invoice_payment_amount(order=order, requested=amount)
+            # The policy may lock rows after the order (a staff-billed order's invoice).
+            amount = amount_policy(order, amount)
             reference = provider.new_reference()
             attempt = PaymentAttempt.objects.create(
                 order=order,
@@ -160,7 +181,7 @@ def _lock_attempt(*, attempt_id: int) -> tuple[Order, PaymentAttempt]:
     if order_id is None:
         raise NotFound("No such payment.")
     order = order_lock(order_id=order_id)
-    attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt_id)
+    attempt = attempt_lock(attempt_id=attempt_id)
     return order, attempt
 
 
@@ -220,8 +241,9 @@ class WebhookResult:
     outcome: str
 
 
-def payment_webhook_apply(*, event: ProviderEvent, provider_name: str) -> WebhookResult:
-    """Apply one verified provider event exactly once.
+def payment_webhook_apply(*, event: ProviderEvent, provider_name: str, on_succeeded: SuccessHandler) -> WebhookResult:
+    """Apply one verified provider event exactly once. A success for an order awaiting
+    payment is handed to `on_succeeded` in the same transaction (flows.order_paid).
 
     One transaction: lock the order, then the attempt; record the event (webhook-id is
     unique: a duplicate, even a concurrent one, returns `duplicate` and changes nothing);
@@ -255,14 +277,16 @@ def payment_webhook_apply(*, event: ProviderEvent, provider_name: str) -> Webhoo
             changed, outcome = False, "no payment attempt with this reference; ignored"
             logger.warning("webhook %s for unknown reference %s", event.webhook_id, event.provider_reference)
         else:
-            changed, outcome = _apply(order=order, attempt=attempt, event=event)
+            changed, outcome = _apply(order=order, attempt=attempt, event=event, on_succeeded=on_succeeded)
         record.changed_state = changed
         record.outcome = outcome[:200]
         record.save(update_fields=["changed_state", "outcome"])
     return WebhookResult(duplicate=False, changed_state=changed, outcome=outcome)
 
 
-def _apply(*, order: Order, attempt: PaymentAttempt, event: ProviderEvent) -> tuple[bool, str]:
+def _apply(
+    *, order: Order, attempt: PaymentAttempt, event: ProviderEvent, on_succeeded: SuccessHandler
+) -> tuple[bool, str]:
     now = timezone.now()
     if event.type == PaymentEventType.PROCESSING:
         if attempt.is_final:
@@ -308,10 +332,7 @@ def _apply(*, order: Order, attempt: PaymentAttempt, event: ProviderEvent) -> tu
         _flag_refund(attempt=attempt, reason=f"order was already {order.status} when this payment succeeded")
         logger.warning("attempt %s succeeded for %s order %s: refund required", attempt.pk, order.status, order.pk)
         return True, f"order already {order.status}: not applied, refund required"
-    if not invoice_payment_settles(order=order):
-        return True, "attempt succeeded; invoice partially paid, the order awaits the rest"
-    order_mark_paid(order_id=order.pk, reason=f"payment {attempt.provider_reference} succeeded")
-    return True, "attempt succeeded; order paid"
+    return True, on_succeeded(order, attempt)
 
 
 def _flag_refund(*, attempt: PaymentAttempt, reason: str) -> None:
@@ -342,9 +363,9 @@ def payment_attempts_fail_stale(*, now: datetime | None = None, timeout_s: float
     failed = 0
     for attempt_id, order_id in stale:
         with transaction.atomic():
-            if Order.objects.select_for_update(skip_locked=True).filter(pk=order_id).first() is None:
+            if order_lock_or_skip(order_id=order_id) is None:
                 continue
-            attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt_id)
+            attempt = attempt_lock(attempt_id=attempt_id)
             if attempt.is_final:
                 continue
             _attempt_fail(

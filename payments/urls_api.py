@@ -1,8 +1,4 @@
-from django.urls import path
+"""Payments' own API routes. The payment and webhook endpoints are routed in
+flows/urls_api.py, which hands them the invoice-aware amount policy and the paid flow."""
 
-from payments.api import OrderPaymentsApi, PaymentWebhookApi
-
-urlpatterns = [
-    path("orders/<int:order_id>/payments/", OrderPaymentsApi.as_view(), name="api-order-payments"),
-    path("webhooks/payments/", PaymentWebhookApi.as_view(), name="api-webhooks-payments"),
-]
+urlpatterns: list = []

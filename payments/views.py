@@ -26,7 +26,9 @@ from payments.providers import payment_provider
 from payments.providers.simulated import NAME as SIMULATED
 from payments.selectors import payment_attempt_by_reference, payment_summary_for_order
 from payments.services import (
+    AmountPolicy,
     PaymentInProgress,
+    payment_amount_order_total,
     payment_attempt_create,
     payment_attempt_request_cancel,
     payment_attempt_request_charge,
@@ -34,9 +36,12 @@ from payments.services import (
 
 
 @login_required
-def order_pay(request: HttpRequest, order_id: int) -> HttpResponse:
+def order_pay(
+    request: HttpRequest, order_id: int, amount_policy: AmountPolicy = payment_amount_order_total
+) -> HttpResponse:
     """The pay step after checkout: one button that starts a payment attempt and sends the
-    shopper to the provider's hosted page."""
+    shopper to the provider's hosted page. `amount_policy` comes from the route
+    (flows/urls.py)."""
     order = order_for_page_or_404(request, order_id)
     if order.user_id != request.user.pk:
         raise Http404("No such order")  # staff may see any order, but only its owner pays
@@ -72,7 +77,7 @@ def order_pay(request: HttpRequest, order_id: int) -> HttpResponse:
         return redirect(begun.body.get("redirect_url") or reverse("order", args=[order.pk]))
     assert isinstance(request.user, User)
     try:
-        attempt = payment_attempt_create(order_id=order.pk, user=request.user)
+        attempt = payment_attempt_create(order_id=order.pk, user=request.user, amount_policy=amount_policy)
     except PaymentInProgress as exc:
         idempotency_abandon(record=begun)
         if exc.details.get("redirect_url"):

@@ -19,7 +19,8 @@ from rest_framework.test import APIClient
 
 from common.tests.factories import ProductFactory, UserFactory
 from common.tests.helpers import place_order
-from orders.services import cart_add_item, cart_get_or_create, order_mark_paid
+from flows.order_paid import order_place_paid
+from orders.services import cart_add_item, cart_get_or_create
 
 PUBLIC, CUSTOMER, OWNER, STAFF = "public", "customer", "owner", "staff"
 
@@ -106,7 +107,7 @@ def world(db):
     other = UserFactory(username="other-b")
     product = ProductFactory(on_hand=50)
     order = place_order(user=owner, product=product, quantity=1)
-    order_mark_paid(order_id=order.pk)
+    order_place_paid(order_id=order.pk)
     unpaid = place_order(user=owner, product=product, quantity=1)
     line = cart_add_item(cart=cart_get_or_create(user=owner), sku=product.sku, quantity=1)
     return {

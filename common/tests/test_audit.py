@@ -5,9 +5,9 @@ from unittest import mock
 from common.models import AuditLogEntry
 from common.tests.factories import ProductFactory, StaffFactory, UserFactory
 from common.tests.helpers import place_order
+from flows.order_paid import order_place_paid
 from inventory.models import Stock
 from invoicing.models import Invoice
-from orders.services import order_mark_paid
 
 
 def _admin_client(client):
@@ -19,7 +19,7 @@ def _admin_client(client):
 def test_invoice_retry_now_is_audited(db, client):
     admin = _admin_client(client)
     order = place_order(user=UserFactory())
-    order_mark_paid(order_id=order.pk)
+    order_place_paid(order_id=order.pk)
     invoice = Invoice.objects.get(order=order)
     with mock.patch("invoicing.tasks.assign_invoice_number.delay") as delay:
         response = client.post(
@@ -92,7 +92,7 @@ def test_staff_api_actions_are_audited(db, client_for):
 def test_a_refused_staff_action_leaves_no_audit_entry(db, client_for):
     api = client_for(StaffFactory())
     order = place_order(user=UserFactory())
-    order_mark_paid(order_id=order.pk)
+    order_place_paid(order_id=order.pk)
     invoice = Invoice.objects.get(order=order)  # pending: void is an illegal transition
     response = api.post(f"/api/v1/invoices/{invoice.pk}/void/", {"reason": "x"}, format="json")
     assert response.status_code == 409

@@ -56,8 +56,9 @@ INSTALLED_APPS = [
     "outbox",
     "inventory",
     "orders",
-    "invoicing",
     "payments",
+    "invoicing",
+    "flows",  # above every app: cross-app flows and the routes and admin that wire them
 ]
 
 MIDDLEWARE = [

@@ -7,9 +7,10 @@ from typing import Any
 from django.test import Client
 
 from common.tests.factories import StaffFactory, UserFactory
+from flows.draft_finalize import draft_order_finalize
 from invoicing.models import Invoice
-from invoicing.services import FaultInjector, invoice_assign_number
-from orders.services import DraftLineSpec, draft_order_create, draft_order_finalize
+from invoicing.services import FaultInjector, invoice_amount_policy, invoice_assign_number
+from orders.services import DraftLineSpec, draft_order_create
 from payments.models import PaymentAttempt
 from payments.services import payment_attempt_create
 from payments.tests.helpers import event_body, post_webhook
@@ -39,7 +40,9 @@ def pay(invoice: Invoice, amount: Decimal | None = None, *, method: str = "pm_ca
     """Start a payment attempt for the invoice's order (the provider is not called: tests
     deliver its webhooks themselves)."""
     order = invoice.order
-    return payment_attempt_create(order_id=order.pk, user=order.user, payment_method=method, amount=amount)
+    return payment_attempt_create(
+        order_id=order.pk, user=order.user, payment_method=method, amount=amount, amount_policy=invoice_amount_policy
+    )
 
 
 def webhook(attempt: PaymentAttempt, event_type: str = "payment.succeeded", **kwargs: Any) -> Any:

@@ -6,9 +6,9 @@ from django.urls import reverse
 
 from common.tests.factories import ProductFactory, StaffFactory
 from common.tests.helpers import broker_purge, place_order, queued_tasks
+from flows.order_paid import order_place_paid
 from invoicing.models import Invoice, InvoiceSequence
 from invoicing.services import FaultInjector, InvoiceAttemptFailed, invoice_assign_number
-from orders.services import order_mark_paid
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +33,7 @@ def broker():
 def _paid_invoice(django_capture_on_commit_callbacks, product=None) -> Invoice:
     order = place_order(product=product)
     with django_capture_on_commit_callbacks(execute=False):
-        order_mark_paid(order_id=order.pk)
+        order_place_paid(order_id=order.pk)
     return Invoice.objects.get(order=order)
 
 

@@ -5,9 +5,9 @@ import pytest
 
 from common.tests.factories import UserFactory
 from common.tests.helpers import place_order
+from flows.order_paid import order_place_paid
 from invoicing.models import Invoice
 from invoicing.services import FaultInjector, InvoiceAttemptFailed, invoice_assign_number
-from orders.services import order_mark_paid
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,7 @@ NOT_FOUND = {"error": {"code": "not_found", "message": "Not found.", "details": 
 def _paid_invoice(user, django_capture_on_commit_callbacks) -> Invoice:
     order = place_order(user=user)
     with django_capture_on_commit_callbacks(execute=False):
-        order_mark_paid(order_id=order.pk)
+        order_place_paid(order_id=order.pk)
     return Invoice.objects.get(order=order)
 
 

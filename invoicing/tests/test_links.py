@@ -18,6 +18,7 @@ from invoicing.services import (
     AmountExceedsDue,
     InvoicePaid,
     LinkNotPayable,
+    invoice_amount_policy,
     invoice_pay_by_link,
     invoice_payment_link_create,
     invoice_void,
@@ -267,7 +268,9 @@ def test_concurrent_partial_payments_never_exceed_the_amount_due():
         outcomes = []
         for _ in range(40):
             try:
-                attempt = payment_attempt_create(order_id=order.pk, user=order.user, amount=Decimal("25.00"))
+                attempt = payment_attempt_create(
+                    order_id=order.pk, user=order.user, amount=Decimal("25.00"), amount_policy=invoice_amount_policy
+                )
             except PaymentInProgress:
                 outcomes.append("busy")
                 continue
@@ -315,7 +318,9 @@ def test_concurrent_link_payments_for_the_full_amount_start_one_attempt():
 def payment_attempt_create_for(order, amount: Decimal) -> PaymentAttempt:
     from payments.services import payment_attempt_create
 
-    return payment_attempt_create(order_id=order.pk, user=order.user, amount=amount)
+    return payment_attempt_create(
+        order_id=order.pk, user=order.user, amount=amount, amount_policy=invoice_amount_policy
+    )
 
 
 def test_staff_copy_a_payment_link_from_the_admin(client):

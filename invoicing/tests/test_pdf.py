@@ -16,12 +16,13 @@ from hypothesis import strategies as st
 from common.money import money_round
 from common.tests.factories import StaffFactory, UserFactory
 from common.tests.helpers import ROOT, WorkerProcess, wait_until, worker_env
+from flows.draft_finalize import draft_order_finalize
 from invoicing import pdf as pdf_module
 from invoicing.models import Invoice, InvoiceDocument
 from invoicing.services import InvoiceNotIssued, invoice_pdf_store, invoice_void
 from invoicing.tasks import render_invoice_pdf
 from invoicing.tests.docs_helpers import staff_invoice, succeed
-from orders.services import DraftLineSpec, draft_order_create, draft_order_finalize
+from orders.services import DraftLineSpec, draft_order_create
 
 pytestmark = pytest.mark.django_db
 

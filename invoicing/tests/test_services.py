@@ -4,6 +4,7 @@ import pytest
 from django.db import transaction
 
 from common.tests.helpers import place_order
+from flows.order_paid import order_place_paid
 from invoicing.models import Invoice, InvoiceSequence, InvoiceStatus
 from invoicing.selectors import invoice_gap_audit
 from invoicing.services import (
@@ -12,7 +13,6 @@ from invoicing.services import (
     invoice_assign_number,
     invoice_record_failed_attempt,
 )
-from orders.services import order_mark_paid
 from outbox.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 def _paid_invoice(django_capture_on_commit_callbacks) -> Invoice:
     order = place_order()
     with django_capture_on_commit_callbacks(execute=False):
-        order_mark_paid(order_id=order.pk)
+        order_place_paid(order_id=order.pk)
     return Invoice.objects.get(order=order)
 
 
@@ -90,7 +90,7 @@ def test_fault_injector_rate_is_respected():
 def test_paid_order_gets_exactly_one_invoice_enqueued(django_capture_on_commit_callbacks):
     order = place_order()
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        order_mark_paid(order_id=order.pk)
+        order_place_paid(order_id=order.pk)
     assert Invoice.objects.filter(order=order).count() == 1
     assert len(callbacks) >= 1
     with transaction.atomic():

@@ -9,11 +9,11 @@ import time_machine
 from django.conf import settings
 
 from common.tests.helpers import broker_purge, place_order, queued_tasks
+from flows.order_paid import order_place_paid
 from invoicing import services
 from invoicing.models import Invoice
 from invoicing.services import FaultInjector, invoice_assign_number
 from invoicing.tasks import assign_invoice_number, backoff_s, sweep_pending
-from orders.services import order_mark_paid
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +34,7 @@ class ScriptedRandom:
 def _paid_invoice(django_capture_on_commit_callbacks) -> Invoice:
     order = place_order()
     with django_capture_on_commit_callbacks(execute=False):
-        order_mark_paid(order_id=order.pk)
+        order_place_paid(order_id=order.pk)
     return Invoice.objects.get(order=order)
 
 

@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from common.tests.factories import ProductFactory, UserFactory
 from common.tests.helpers import WorkerProcess, broker_purge, place_order, wait_until, worker_env
+from flows.order_paid import order_place_paid
 from invoicing.models import Invoice
 from invoicing.selectors import invoice_gap_audit
-from orders.services import order_mark_paid
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -30,7 +30,7 @@ def _place_and_pay(n: int, *, user, product) -> list[int]:
     order_ids = []
     for _ in range(n):
         order = place_order(user=user, product=product, quantity=1)
-        order_mark_paid(order_id=order.pk)
+        order_place_paid(order_id=order.pk)
         order_ids.append(order.pk)
     return order_ids
 

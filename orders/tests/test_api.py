@@ -6,9 +6,9 @@ import pytest
 
 from common.tests.factories import ProductFactory, UserFactory
 from common.tests.helpers import ADDRESS, place_order
+from flows.order_paid import order_place_paid
 from invoicing.models import Invoice
 from invoicing.services import FaultInjector, invoice_assign_number
-from orders.services import order_mark_paid
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +22,7 @@ LINE_FIELDS = {"sku", "quantity", "unit_price", "line_total"}
 
 def _paid(order, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):
-        order_mark_paid(order_id=order.pk)
+        order_place_paid(order_id=order.pk)
     return Invoice.objects.get(order=order)
 
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from common.errors import IllegalTransition, ValidationFailed
 from common.tests.factories import ProductFactory, StaffFactory, UserFactory
+from flows.draft_finalize import draft_order_finalize
 from inventory.models import Reservation, ReservationStatus, Stock
 from inventory.services import InsufficientStock
 from invoicing.models import BillingProfile, Invoice, InvoiceStatus
@@ -20,7 +21,6 @@ from orders.services import (
     DraftLineSpec,
     draft_order_create,
     draft_order_create_from_order,
-    draft_order_finalize,
     draft_order_set_lines,
     orders_expire_unpaid,
 )

@@ -10,9 +10,9 @@ from django.db import connections, transaction
 
 from common.tests.factories import ProductFactory
 from common.tests.helpers import place_order
+from flows.order_paid import order_place_paid
 from inventory.models import Reservation, Stock
 from orders.models import Order, OrderStatusChange
-from orders.services import order_mark_paid
 from orders.tasks import expire_reservations
 from outbox.models import OutboxEvent
 
@@ -97,7 +97,7 @@ def test_paid_orders_never_expire(settings, django_capture_on_commit_callbacks):
     product = ProductFactory(on_hand=10)
     order = _placed_at_t0(product)
     with django_capture_on_commit_callbacks(execute=False):
-        order_mark_paid(order_id=order.pk)
+        order_place_paid(order_id=order.pk)
 
     with time_machine.travel(T0 + settings.RESERVATION_TTL + timedelta(hours=1), tick=False):
         expired = expire_reservations()

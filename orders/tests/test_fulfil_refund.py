@@ -5,8 +5,9 @@ from common.errors import IllegalTransition
 from common.models import AuditLogEntry
 from common.tests.factories import StaffFactory
 from common.tests.helpers import place_order
+from flows.order_paid import order_place_paid
 from orders.models import Order, OrderStatus, OrderStatusChange
-from orders.services import order_fulfil, order_mark_paid, order_refund
+from orders.services import order_fulfil, order_refund
 from outbox.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.django_db
 def _paid_order(django_capture_on_commit_callbacks) -> Order:
     order = place_order()
     with django_capture_on_commit_callbacks(execute=False):
-        order_mark_paid(order_id=order.pk)
+        order_place_paid(order_id=order.pk)
     return Order.objects.get(pk=order.pk)
 
 

@@ -8,11 +8,12 @@ from django.test import Client
 
 from common.tests.factories import ProductFactory, UserFactory
 from common.tests.helpers import ADDRESS, place_order
+from flows.order_paid import order_place_paid
 from inventory.models import Stock
 from invoicing.models import Invoice
 from invoicing.services import FaultInjector, invoice_assign_number
 from orders.models import Cart, CartLine, Order
-from orders.services import cart_add_item, cart_get_or_create, order_mark_paid
+from orders.services import cart_add_item, cart_get_or_create
 
 pytestmark = pytest.mark.django_db
 
@@ -229,7 +230,7 @@ def test_invoice_block_shows_pending_with_a_refresh_then_the_number(shopper, use
     order = place_order(user=user)
     unpaid = shopper.get(f"/orders/{order.pk}/").content.decode()
     with django_capture_on_commit_callbacks(execute=False):
-        order_mark_paid(order_id=order.pk)
+        order_place_paid(order_id=order.pk)
 
     pending = shopper.get(f"/orders/{order.pk}/").content.decode()
     invoice_assign_number(invoice_id=Invoice.objects.get(order=order).pk, fault=FaultInjector(rate=0))

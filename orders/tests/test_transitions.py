@@ -9,10 +9,11 @@ from django.db import transaction
 from common.errors import IllegalTransition
 from common.tests.factories import ProductFactory, StaffFactory
 from common.tests.helpers import place_order, run_in_threads
+from flows.order_paid import order_place_paid
 from inventory.models import Reservation, Stock
 from invoicing.models import Invoice
 from orders.models import ALLOWED_TRANSITIONS, Order, OrderStatus, OrderStatusChange
-from orders.services import order_cancel, order_mark_paid, order_transition
+from orders.services import order_cancel, order_transition
 from outbox.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db
@@ -115,7 +116,7 @@ def test_mark_paid_commits_stock_and_creates_the_invoice(django_capture_on_commi
     order = place_order(product=product, quantity=3)
 
     with django_capture_on_commit_callbacks(execute=False):
-        order_mark_paid(order_id=order.pk)
+        order_place_paid(order_id=order.pk)
 
     order.refresh_from_db()
     assert (order.status, order.reservation_expires_at) == ("paid", None)
@@ -132,7 +133,7 @@ def test_mark_paid_of_a_cancelled_order_changes_nothing():
     before = _trace(order)
 
     with pytest.raises(IllegalTransition):
-        order_mark_paid(order_id=order.pk)
+        order_place_paid(order_id=order.pk)
 
     assert _trace(order) == before
     assert not Invoice.objects.filter(order=order).exists()
@@ -145,7 +146,7 @@ def test_cancel_of_a_paid_order_changes_nothing(django_capture_on_commit_callbac
     product = ProductFactory(on_hand=10)
     order = place_order(product=product, quantity=3)
     with django_capture_on_commit_callbacks(execute=False):
-        order_mark_paid(order_id=order.pk)
+        order_place_paid(order_id=order.pk)
     before = _trace(order)
 
     with pytest.raises(IllegalTransition):
@@ -193,7 +194,7 @@ def test_payment_racing_cancellation_leaves_stock_consistent():
     def act(i: int) -> str:
         try:
             if i % 2:
-                order_mark_paid(order_id=order.pk)
+                order_place_paid(order_id=order.pk)
             else:
                 order_cancel(order_id=order.pk, reason="race")
         except IllegalTransition:

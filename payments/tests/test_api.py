@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from common.models import IdempotencyKey
 from common.tests.factories import ProductFactory, UserFactory
 from common.tests.helpers import place_order, run_in_threads
-from orders.services import order_mark_paid
+from flows.order_paid import order_place_paid
 from outbox.models import OutboxEvent
 from payments.models import PaymentAttempt, PaymentStatus
 from payments.tasks import simulated_deliver
@@ -124,7 +124,7 @@ def test_anonymous_is_401(api_client, order):
 @pytest.mark.django_db
 def test_a_paid_order_is_409_illegal_transition(shopper_client, order, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):
-        order_mark_paid(order_id=order.pk)
+        order_place_paid(order_id=order.pk)
 
     response = _post(shopper_client, order)
 

@@ -8,9 +8,10 @@ from django.utils import timezone
 from common.errors import IllegalTransition, NotFound, ValidationFailed
 from common.tests.factories import ProductFactory, UserFactory
 from common.tests.helpers import place_order
+from flows.order_paid import order_place_paid
 from inventory.models import Reservation, ReservationStatus, Stock
 from orders.models import Order, OrderStatus
-from orders.services import order_cancel, order_mark_paid, orders_expire_unpaid
+from orders.services import order_cancel, orders_expire_unpaid
 from outbox.models import OutboxEvent
 from payments import services
 from payments.models import FailureCode, PaymentAttempt, PaymentStatus
@@ -120,7 +121,7 @@ def test_only_an_order_awaiting_payment_can_be_paid(status, django_capture_on_co
     order = place_order()
     with django_capture_on_commit_callbacks(execute=False):
         if status == OrderStatus.PAID:
-            order_mark_paid(order_id=order.pk)
+            order_place_paid(order_id=order.pk)
         else:
             order_cancel(order_id=order.pk, reason="test")
     events_before = OutboxEvent.objects.count()

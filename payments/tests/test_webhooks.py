@@ -15,10 +15,11 @@ from django.utils import timezone
 
 from common.tests.factories import ProductFactory, UserFactory
 from common.tests.helpers import place_order, run_in_threads
+from flows.order_paid import order_place_paid
 from inventory.models import Reservation, Stock
 from invoicing.models import Invoice
 from orders.models import Order, OrderStatus, OrderStatusChange
-from orders.services import order_cancel, order_mark_paid
+from orders.services import order_cancel
 from outbox.models import OutboxEvent
 from payments.models import FailureCode, PaymentAttempt, PaymentStatus, WebhookEvent
 from payments.providers.base import json_body
@@ -300,7 +301,7 @@ def test_success_for_an_order_already_paid_is_recorded_and_flagged_for_refund(
     client, order, attempt, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=False):
-        order_mark_paid(order_id=order.pk, reason="paid by bank transfer")
+        order_place_paid(order_id=order.pk, reason="paid by bank transfer")
 
     response = post_webhook(client, event_body(attempt, "payment.succeeded"))
 

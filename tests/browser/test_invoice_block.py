@@ -19,10 +19,10 @@ from playwright.sync_api import Page, expect
 
 from common.tests.factories import UserFactory
 from common.tests.helpers import place_order
+from flows.order_paid import order_place_paid
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.services import FaultInjector, InvoiceAttemptFailed, invoice_assign_number
 from orders.models import Order
-from orders.services import order_mark_paid
 from tests.browser.pages import sign_in, visible_problems
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -39,7 +39,7 @@ def paid_order(user) -> tuple[Order, Invoice]:
     """A placed (paid) order whose invoice is pending, with one failed numbering attempt
     already recorded, as the worker's first try would leave it at failure rate 0.5."""
     order = place_order(user=user)
-    order_mark_paid(order_id=order.pk)  # enqueues numbering on commit; no worker consumes it here
+    order_place_paid(order_id=order.pk)  # enqueues numbering on commit; no worker consumes it here
     invoice = Invoice.objects.get(order=order)
     with pytest.raises(InvoiceAttemptFailed):
         invoice_assign_number(invoice_id=invoice.pk, fault=FaultInjector(rate=1))

@@ -12,9 +12,9 @@ from playwright.sync_api import Page
 
 from common.tests.factories import ProductFactory, StaffFactory, UserFactory
 from common.tests.helpers import place_order
+from flows.order_paid import order_place_paid
 from invoicing.models import Invoice
 from invoicing.services import invoice_assign_number
-from orders.services import order_mark_paid
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -38,7 +38,7 @@ def test_pages_admin_and_api_docs_run_under_the_csp(chromium, live_server):
     StaffFactory(username="csp-admin", is_superuser=True)
     order = place_order(user=UserFactory())
     with mock.patch("invoicing.tasks.assign_invoice_number.delay"):
-        order_mark_paid(order_id=order.pk)
+        order_place_paid(order_id=order.pk)
     invoice_assign_number(invoice_id=Invoice.objects.get(order=order).pk)
     context = chromium.new_context()
     page = context.new_page()

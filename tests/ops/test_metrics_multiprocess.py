@@ -8,8 +8,8 @@ from rest_framework.test import APIClient
 
 from common.tests.factories import StaffFactory, UserFactory
 from common.tests.helpers import WorkerProcess, place_order, wait_until, worker_env
+from flows.order_paid import order_place_paid
 from invoicing.models import Invoice, InvoiceStatus
-from orders.services import order_mark_paid
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -22,7 +22,7 @@ def test_worker_series_reach_the_web_scrape_through_the_shared_directory(tmp_pat
     ).start()
     try:
         order = place_order(user=UserFactory())
-        order_mark_paid(order_id=order.pk)
+        order_place_paid(order_id=order.pk)
         wait_until(
             lambda: Invoice.objects.get(order=order).status == InvoiceStatus.ISSUED,
             timeout=60,

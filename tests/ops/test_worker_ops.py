@@ -14,8 +14,9 @@ from rest_framework.test import APIClient
 
 from common.tests.factories import ProductFactory, UserFactory
 from common.tests.helpers import ADDRESS, WorkerProcess, place_order, wait_until, worker_env
+from flows.order_paid import order_place_paid
 from invoicing.models import Invoice, InvoiceStatus
-from orders.services import cart_add_item, cart_get_or_create, order_mark_paid
+from orders.services import cart_add_item, cart_get_or_create
 from outbox.models import OutboxEvent
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -101,7 +102,7 @@ def test_sigterm_while_an_invoice_waits_for_its_retry_loses_nothing(worker):
     broker.delete("celery", "unacked", "unacked_index")  # this run's broker: start from an empty queue
     first = worker(INVOICE_FAILURE_RATE="1", INVOICE_RETRY_BASE_S="12", INVOICE_RETRY_MAX_S="12")
     order = place_order(user=UserFactory())
-    order_mark_paid(order_id=order.pk)  # commits: the numbering task is enqueued
+    order_place_paid(order_id=order.pk)  # commits: the numbering task is enqueued
     invoice = Invoice.objects.get(order=order)
 
     wait_until(lambda: Invoice.objects.get(pk=invoice.pk).attempts >= 1, timeout=60, message="a failed attempt")

@@ -1,0 +1,37 @@
+"""Flows that span apps, above every app: one module per flow, one transaction each.
+
+The apps form a one-way graph (imports inside functions included), checked by
+flows/tests/test_layers.py:
+
+    common  <-  outbox  <-  inventory  <-  orders  <-  payments  <-  invoicing  <-  flows  <-  config
+
+A lower app never imports a higher one. Where a lower app's entry point must start a higher
+one's work, it takes an explicit callable (payments' `amount_policy` and `on_succeeded`, the
+draft-order API's and admin's `finalize`, the sign-in view's `after_login`), and the routes
+and admin classes that hand those callables in live here (flows/urls.py, urls_api.py,
+admin.py). A higher app may call a lower one's services directly (invoicing voids an
+invoice and cancels its order; a payment link starts a payment attempt).
+
+Flows:
+- order_paid: money arrived -> order paid + stock committed + invoice created (numbered
+  after commit by the worker); a partial payment of a staff-billed invoice only re-renders it.
+- draft_finalize: staff draft -> stock held, order placed, invoice created.
+
+LOCK ORDER (every row any flow locks, always in this order; a flow takes a subset, never
+goes back up the list):
+
+    1. cart            orders.locks.cart_lock (checkout, cart merge: both carts by id)
+    2. draft order     orders.locks.draft_lock (draft edits, finalize)
+    3. order           orders.locks.order_lock (payments, webhooks, void, expiry, fulfil)
+    4. payment attempt payments.locks.attempt_lock (webhooks, charge requests, timeouts)
+    5. invoice         invoicing.locks.invoice_lock / invoice_lock_for_order (numbering,
+                       void, overdue, payment amounts against an invoice)
+    6. reservations    inventory.locks.reservations_lock_active (in product-id order)
+    7. stock           inventory.services.stock_reserve: conditional UPDATEs by product id
+    8. number sequence invoicing.services.sequence_take_next: one UPDATE ... RETURNING, last,
+                       held for the rest of the numbering transaction (the one hot lock)
+
+Sweepers that must not wait (expiry, payment timeouts) take the order with SKIP LOCKED and
+see a busy one on their next run. The simulated provider's deliveries are the provider's own
+rows, locked alone (SKIP LOCKED) and never together with the shop's.
+"""

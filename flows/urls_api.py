@@ -1,0 +1,22 @@
+"""API routes whose views take a higher app's callable (see flows/__init__.py)."""
+
+from django.urls import path
+
+from flows.draft_finalize import draft_order_finalize
+from flows.order_paid import payment_amount, payment_succeeded
+from orders.api import DraftOrderFinalizeApi
+from payments.api import OrderPaymentsApi, PaymentWebhookApi
+
+urlpatterns = [
+    path(
+        "orders/<int:order_id>/payments/",
+        OrderPaymentsApi.as_view(amount_policy=payment_amount),
+        name="api-order-payments",
+    ),
+    path("webhooks/payments/", PaymentWebhookApi.as_view(on_succeeded=payment_succeeded), name="api-webhooks-payments"),
+    path(
+        "draft-orders/<int:draft_id>/finalize/",
+        DraftOrderFinalizeApi.as_view(finalize=draft_order_finalize),
+        name="api-draft-order-finalize",
+    ),
+]

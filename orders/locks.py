@@ -1,0 +1,26 @@
+"""Row locks of the orders app (models only; the order in which every flow takes them is
+written once, in flows/__init__.py)."""
+
+from orders.models import Cart, DraftOrder, Order
+
+
+def cart_lock(*, cart_id: int) -> Cart | None:
+    return Cart.objects.select_for_update().filter(pk=cart_id).first()
+
+
+def cart_lock_by_session(*, session_key: str) -> Cart | None:
+    return Cart.objects.select_for_update().filter(session_key=session_key).first()
+
+
+def draft_lock(*, draft_id: int) -> DraftOrder | None:
+    return DraftOrder.objects.select_for_update().filter(pk=draft_id).first()
+
+
+def order_lock(*, order_id: int) -> Order:
+    """Raises Order.DoesNotExist."""
+    return Order.objects.select_for_update().get(pk=order_id)
+
+
+def order_lock_or_skip(*, order_id: int) -> Order | None:
+    """The order if no other transaction holds it (sweepers: skip it, see it next run)."""
+    return Order.objects.select_for_update(skip_locked=True).filter(pk=order_id).first()
