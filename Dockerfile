@@ -7,7 +7,7 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 COPY . .
-RUN DJANGO_SETTINGS_MODULE=config.settings.base SECRET_KEY=build python manage.py collectstatic --noinput -v 0 \
+RUN DJANGO_SETTINGS_MODULE=config.settings.base DEBUG=true SECRET_KEY=build python manage.py collectstatic --noinput -v 0 \
     && useradd --create-home app && mkdir -p var/media var/metrics && chown -R app /app/var
 USER app
 EXPOSE 8000

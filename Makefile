@@ -8,6 +8,9 @@ PORT ?= 8000
 # links and the simulated provider's webhooks must reach the web, wherever it listens.
 SITE_URL ?= http://127.0.0.1:$(PORT)
 export PORT SITE_URL
+# Settings default to DEBUG off (fail-safe); `make run` is development: DEBUG on unless the
+# environment says otherwise. Only the run targets get it (the tests set their own).
+DEV := env DEBUG=$${DEBUG:-true}
 
 .PHONY: run test lint format bench install install-dev migrate demo clean
 
@@ -28,15 +31,15 @@ install-dev: $(VENV)/.installed-dev
 
 migrate: install
 	@mkdir -p var/celery/queue var/media
-	$(BIN)/python manage.py migrate --noinput -v 0
+	$(DEV) $(BIN)/python manage.py migrate --noinput -v 0
 
 demo: migrate
-	$(BIN)/python manage.py seed_demo
+	$(DEV) $(BIN)/python manage.py seed_demo
 
 # collectstatic only when a static file or the installed packages changed: compressing the
 # ~500 files (gzip + brotli) takes about a minute on 2 cores.
 staticfiles/.collected: $(shell find static -type f 2>/dev/null) $(VENV)/.installed
-	$(BIN)/python manage.py collectstatic --noinput -v 0
+	$(DEV) $(BIN)/python manage.py collectstatic --noinput -v 0
 	touch $@
 
 ## make run: web + worker + beat on embedded defaults (SQLite, filesystem broker) or on
@@ -50,7 +53,7 @@ run: demo staticfiles/.collected
 	@echo "  API docs:  $(SITE_URL)/api/v1/docs/"
 	@echo "  Health:    $(SITE_URL)/health/"
 	@echo ""
-	exec $(BIN)/honcho start -f Procfile
+	exec $(DEV) $(BIN)/honcho start -f Procfile
 
 ## make test: the whole suite against PostgreSQL and Redis (DATABASE_URL / REDIS_URL to override).
 test: install-dev

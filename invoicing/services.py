@@ -41,6 +41,7 @@ from orders.models import Order, OrderLine, OrderStatus
 from orders.pricing import taxable_by_rate
 from outbox.services import outbox_record
 from payments.models import PaymentAttempt
+from payments.services import PaymentInProgress
 
 logger = logging.getLogger(__name__)
 
@@ -290,10 +291,6 @@ class InvoicePaid(Conflict):
 
 class InvoiceVoid(Conflict):
     code = "invoice_void"
-
-
-class PaymentInProgress(Conflict):
-    code = "payment_in_progress"
 
 
 def _lock_order_then_invoice(*, invoice_id: int) -> tuple[Order, Invoice]:

@@ -19,7 +19,13 @@ from django.utils import timezone
 from common.errors import ApplicationError, IllegalTransition, NotFound, ValidationFailed
 from common.money import money_round
 from inventory.models import Product, Stock
-from inventory.services import reservations_commit, reservations_create, reservations_release, stock_reserve
+from inventory.services import (
+    InsufficientStock,
+    reservations_commit,
+    reservations_create,
+    reservations_release,
+    stock_reserve,
+)
 from orders.locks import cart_lock, cart_lock_by_session, draft_lock, order_lock
 from orders.models import (
     ALLOWED_TRANSITIONS,
@@ -40,11 +46,6 @@ from outbox.services import outbox_record
 class CartEmpty(ApplicationError):
     status_code = 400
     code = "cart_empty"
-
-
-class QuantityUnavailable(ApplicationError):
-    status_code = 409
-    code = "insufficient_stock"
 
 
 # --- Cart ------------------------------------------------------------------------------------
@@ -73,7 +74,7 @@ def _validate_quantity(*, product: Product, quantity: int) -> None:
     available = Stock.objects.filter(product=product).values_list("on_hand", "reserved").first()
     free = (available[0] - available[1]) if available else 0
     if quantity > free:
-        raise QuantityUnavailable(
+        raise InsufficientStock(
             f"Only {free} of {product.sku} available.",
             details={"skus": [product.sku], "lines": [{"sku": product.sku, "requested": quantity, "available": free}]},
         )

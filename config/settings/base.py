@@ -23,7 +23,9 @@ env = environ.Env()
 if (BASE_DIR / ".env").exists():
     env.read_env(str(BASE_DIR / ".env"))
 
-DEBUG = env.bool("DEBUG", default=True)
+# Fail-safe: a process started without DEBUG in its environment runs as production (DEBUG
+# off, refusing the public development secrets). `make run` sets DEBUG=true; the tests set false.
+DEBUG = env.bool("DEBUG", default=False)
 _DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-in-production-0123456789"
 SECRET_KEY = env("SECRET_KEY", default=_DEV_SECRET_KEY)
 if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:

@@ -20,7 +20,6 @@ from invoicing.models import INVOICE_TRANSITIONS, Invoice, InvoiceState, Invoice
 from invoicing.selectors import invoice_amount_due, invoice_amount_paid, invoice_is_overdue, invoice_payment_status
 from invoicing.services import (
     InvoicePaid,
-    PaymentInProgress,
     invoice_mark_overdue,
     invoice_reminder_send,
     invoice_void,
@@ -31,6 +30,7 @@ from invoicing.tests.docs_helpers import FEE, pay, staff_invoice, succeed, webho
 from orders.models import OrderStatus
 from orders.services import DraftLineSpec
 from outbox.models import OutboxEvent
+from payments.services import PaymentInProgress
 
 pytestmark = pytest.mark.django_db
 

@@ -5,9 +5,9 @@ import pytest
 from common.errors import NotFound, ValidationFailed
 from common.tests.factories import ProductFactory, UserFactory
 from common.tests.helpers import place_order
+from inventory.services import InsufficientStock
 from orders.models import Cart, CartLine
 from orders.services import (
-    QuantityUnavailable,
     cart_add_item,
     cart_clear,
     cart_get_or_create,
@@ -64,7 +64,7 @@ def test_adding_beyond_available_stock_is_refused_and_keeps_the_line():
     place_order(product=product, quantity=1)  # someone else holds one unit
     cart_add_item(cart=cart, sku=product.sku, quantity=3)
 
-    with pytest.raises(QuantityUnavailable) as caught:
+    with pytest.raises(InsufficientStock) as caught:
         cart_add_item(cart=cart, sku=product.sku, quantity=2)
 
     assert caught.value.details == {
