@@ -64,6 +64,11 @@ WEBHOOKS_DEDUPLICATED = Counter(
     "payment_webhooks_deduplicated_total", "Payment webhooks already seen (same webhook-id): ignored.", ["type"]
 )
 CELERY_TASKS = Counter("celery_tasks_total", "Celery task outcomes: success, failure, retry.", ["task", "outcome"])
+COMMIT_HOOK_FAILURES = Counter(
+    "commit_hook_failures_total",
+    "After-commit kicks that failed (broker or cache down); the committed answer stood, a sweeper redoes the kick.",
+    ["hook"],
+)
 
 
 # --- recording helpers (small calls for the services) ---------------------------------------
@@ -99,6 +104,10 @@ def metrics_webhook(*, outcome: str, event_type: str = "", reason: str = "") -> 
         WEBHOOKS_DEDUPLICATED.labels(event_type or "unknown").inc()
     else:
         raise ValueError(f"unknown webhook outcome {outcome!r}")
+
+
+def metrics_commit_hook_failure(*, hook: str) -> None:
+    COMMIT_HOOK_FAILURES.labels(hook).inc()
 
 
 def metrics_celery_task(*, task: str, outcome: str) -> None:

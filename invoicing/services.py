@@ -21,6 +21,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from common.commit import on_commit_robust
 from common.errors import Conflict, IllegalTransition, NotFound, ValidationFailed
 from common.metrics import metrics_invoice_attempt, metrics_invoice_issued, metrics_invoice_simulated_failure
 from common.money import ZERO, money_round
@@ -138,7 +139,7 @@ def invoice_enqueue_numbering(*, invoice_id: int) -> None:
     """Enqueue numbering after the current transaction commits (at once outside one)."""
     from invoicing.tasks import assign_invoice_number
 
-    transaction.on_commit(lambda: assign_invoice_number.delay(invoice_id))
+    on_commit_robust(hook="invoicing.assign_invoice_number", fn=lambda: assign_invoice_number.delay(invoice_id))
 
 
 def sequence_take_next(*, series: str) -> int:
@@ -441,7 +442,7 @@ def invoices_mark_overdue(*, now: datetime | None = None) -> list[int]:
 def invoice_enqueue_reminder(*, invoice_id: int) -> None:
     from invoicing.tasks import send_overdue_reminder
 
-    transaction.on_commit(lambda: send_overdue_reminder.delay(invoice_id), robust=True)
+    on_commit_robust(hook="invoicing.send_overdue_reminder", fn=lambda: send_overdue_reminder.delay(invoice_id))
 
 
 def invoice_reminder_send(*, invoice_id: int) -> bool:
@@ -556,7 +557,7 @@ def invoice_enqueue_pdf(*, invoice_id: int) -> None:
     lost message costs nothing: the download renders a missing or stale PDF on demand."""
     from invoicing.tasks import render_invoice_pdf
 
-    transaction.on_commit(lambda: render_invoice_pdf.delay(invoice_id), robust=True)
+    on_commit_robust(hook="invoicing.render_invoice_pdf", fn=lambda: render_invoice_pdf.delay(invoice_id))
 
 
 def invoice_pdf_store(*, invoice_id: int, force: bool = False) -> InvoiceDocument:

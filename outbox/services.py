@@ -12,6 +12,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from common.commit import on_commit_robust
 from outbox.models import OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ def outbox_record(*, event_type: str, aggregate: models.Model, payload: dict[str
         payload=json.loads(json.dumps(payload or {}, cls=DjangoJSONEncoder)),
         metadata=outbox_metadata(),
     )
-    transaction.on_commit(_kick_relay)
+    on_commit_robust(hook="outbox.relay", fn=_kick_relay)
     return event
 
 

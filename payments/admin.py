@@ -98,7 +98,7 @@ class PaymentAttemptAdmin(ReadOnlyAdmin):
     fields = (
         "order_link", "amount", "currency", "provider", "provider_reference", "payment_method", "status",
         "failure_code", "failure_reason", "refund_required", "refund_reason", "redirect_url",
-        "charge_requested_at", "completed_at", "created_at", "updated_at",
+        "charge_requested_at", "charge_submitted_at", "completed_at", "created_at", "updated_at",
     )  # fmt: skip
     readonly_fields = fields
 

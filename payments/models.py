@@ -46,6 +46,9 @@ class PaymentAttempt(TimeStampedModel):
     refund_reason = models.CharField(max_length=200, blank=True)
     redirect_url = models.CharField(max_length=500, blank=True)
     charge_requested_at = models.DateTimeField(null=True, blank=True)
+    # The provider accepted the charge (or cancel) request. Requested but not submitted after
+    # PAYMENT_CHARGE_RESUBMIT_S: the after-commit call was lost; beat submits it again.
+    charge_submitted_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -69,6 +72,10 @@ class PaymentAttempt(TimeStampedModel):
             ),
             models.CheckConstraint(
                 condition=Q(refund_required=False) | ~Q(refund_reason=""), name="payment_refund_has_reason"
+            ),
+            models.CheckConstraint(
+                condition=Q(charge_submitted_at__isnull=True) | Q(charge_requested_at__isnull=False),
+                name="payment_submitted_only_if_requested",
             ),
         ]
 

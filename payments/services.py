@@ -21,6 +21,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from common.commit import on_commit_robust
 from common.errors import Conflict, IllegalTransition, NotFound, ValidationFailed
 from orders.locks import order_lock, order_lock_or_skip
 from orders.models import Order, OrderStatus
@@ -171,8 +172,52 @@ def _in_progress(current: PaymentAttempt) -> PaymentInProgress:
 
 
 def _charge_on_commit(*, provider: PaymentProvider, attempt: PaymentAttempt) -> None:
-    attempt_id, method = attempt.pk, attempt.payment_method
-    transaction.on_commit(lambda: provider.charge(attempt_id=attempt_id, payment_method=method))
+    attempt_id = attempt.pk
+    on_commit_robust(hook="payments.charge", fn=lambda: payment_charge_submit(attempt_id=attempt_id, provider=provider))
+
+
+def payment_charge_submit(*, attempt_id: int, provider: PaymentProvider | None = None) -> bool:
+    """Hand a requested charge (or, without a method, the hosted page's cancel) to the
+    provider, once: True when it was submitted now. Called after the request's commit and
+    by beat for requests whose after-commit call was lost; providers take it idempotently
+    (the simulated one stores its first webhook once; Stripe gets an idempotency key)."""
+    attempt = PaymentAttempt.objects.filter(pk=attempt_id).first()
+    if attempt is None or attempt.is_final or attempt.charge_requested_at is None or attempt.charge_submitted_at:
+        return False
+    provider = provider or payment_provider(attempt.provider)
+    if attempt.payment_method:
+        provider.charge(attempt_id=attempt.pk, payment_method=attempt.payment_method)
+    else:
+        provider.cancel(attempt_id=attempt.pk)
+    submitted = PaymentAttempt.objects.filter(pk=attempt.pk, charge_submitted_at__isnull=True).update(
+        charge_submitted_at=timezone.now()
+    )
+    return submitted == 1
+
+
+def payment_charges_resubmit(*, now: datetime | None = None, stale_s: float | None = None, limit: int = 200) -> int:
+    """Beat: submit again the charge requests whose after-commit call never reached the
+    provider (the process died, the broker was down). Returns how many were submitted."""
+    now = now or timezone.now()
+    stale_s = settings.PAYMENT_CHARGE_RESUBMIT_S if stale_s is None else stale_s
+    lost = list(
+        PaymentAttempt.objects.filter(
+            status=PaymentStatus.PROCESSING,
+            charge_requested_at__lte=now - timedelta(seconds=stale_s),
+            charge_submitted_at__isnull=True,
+        )
+        .order_by("charge_requested_at", "id")
+        .values_list("pk", flat=True)[:limit]
+    )
+    submitted = 0
+    for attempt_id in lost:
+        try:
+            submitted += payment_charge_submit(attempt_id=attempt_id)
+        except Exception:  # one provider error must not stop the others; the next run retries
+            logger.warning("charge request of attempt %s could not be submitted", attempt_id, exc_info=True)
+    if submitted:
+        logger.warning("submitted %d charge requests whose after-commit call was lost", submitted)
+    return submitted
 
 
 def _lock_attempt(*, attempt_id: int) -> tuple[Order, PaymentAttempt]:
@@ -215,8 +260,7 @@ def payment_attempt_request_cancel(*, attempt_id: int, provider: PaymentProvider
             return attempt
         attempt.charge_requested_at = timezone.now()
         attempt.save(update_fields=["charge_requested_at", "updated_at"])
-        attempt_id = attempt.pk
-        transaction.on_commit(lambda: provider.cancel(attempt_id=attempt_id))
+        _charge_on_commit(provider=provider, attempt=attempt)
     return attempt
 
 

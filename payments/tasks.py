@@ -1,7 +1,7 @@
 from celery import shared_task
 
 from payments.providers.simulated import simulated_deliveries_kick_due, simulated_delivery_run
-from payments.services import payment_attempts_fail_stale
+from payments.services import payment_attempts_fail_stale, payment_charges_resubmit
 
 
 @shared_task(name="payments.simulated_deliver", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -16,6 +16,12 @@ def simulated_deliver(delivery_id: int) -> str:
 def kick_due_deliveries() -> int:
     """Beat: re-kick owed webhooks whose time has passed (a lost message, a killed worker)."""
     return simulated_deliveries_kick_due()
+
+
+@shared_task(name="payments.resubmit_charges", ignore_result=True)
+def resubmit_charges() -> int:
+    """Beat: charge requests whose after-commit call was lost go to the provider again."""
+    return payment_charges_resubmit()
 
 
 @shared_task(name="payments.fail_stale_attempts", ignore_result=True)

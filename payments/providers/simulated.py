@@ -30,6 +30,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from common.backoff import backoff_s
+from common.commit import on_commit_robust
 from common.errors import ValidationFailed
 from payments.models import DeliveryStatus, PaymentAttempt, SimulatedDelivery
 from payments.providers.base import (
@@ -169,7 +170,7 @@ def _kick(*, delivery_id: int, countdown_s: float = 0.0) -> None:
             simulated_deliver.delay(delivery_id=delivery_id)
 
     # A lost kick only delays the delivery until beat re-kicks it (simulated_deliveries_kick_due).
-    transaction.on_commit(send, robust=True)
+    on_commit_robust(hook="payments.simulated_deliver", fn=send)
 
 
 def simulated_delivery_schedule(
