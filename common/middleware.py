@@ -1,12 +1,17 @@
-"""Request id and HTTP metrics middleware."""
+"""Request id, HTTP metrics and dependency-outage middleware."""
 
+import logging
 import re
 import time
 import uuid
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+import redis
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from kombu.exceptions import OperationalError as BrokerError
 
+from common.errors import ErrorCode
 from common.metrics import metrics_observe_request
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -43,3 +48,56 @@ class MetricsMiddleware:
         response = self.get_response(request)
         metrics_observe_request(request=request, status=response.status_code, seconds=time.perf_counter() - started)
         return response
+
+
+logger = logging.getLogger(__name__)
+OUTAGE_RETRY_AFTER_S = 5
+
+
+def outage_of(exc: BaseException) -> str | None:
+    """The dependency an exception says is unreachable: "database", "redis", or None."""
+    if isinstance(exc, (OperationalError, InterfaceError)) or (
+        isinstance(exc, DatabaseError) and "connection" in str(exc).lower()
+    ):
+        return "database"
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, BrokerError)):
+        return "redis"
+    return None
+
+
+class DependencyOutageMiddleware:
+    """A request that needs PostgreSQL or Redis while it is down gets a 503 with
+    Retry-After naming what is down (the API's error shape under /api/, a short page
+    elsewhere), not a 500 stack. Connections fail fast (DATABASE_CONNECT_TIMEOUT, the Redis
+    socket timeouts), so it is never a hang either. Reads that need neither keep working."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        down = outage_of(exception)
+        if down is None:
+            return None
+        logger.warning("%s unreachable during %s %s: %s", down, request.method, request.path, exception)
+        return outage_response(request=request, down=down)
+
+
+def outage_response(*, request: HttpRequest, down: str) -> HttpResponse:
+    """503 + Retry-After naming the unreachable dependency (also used by the 500 handler for
+    outages met outside a view: sessions, authentication)."""
+    message = f"The shop's {down} is unreachable; nothing was changed by this request. Try again shortly."
+    response: HttpResponse
+    if request.path.startswith("/api/"):
+        from common.api import error_body
+
+        response = JsonResponse(error_body(ErrorCode.SERVICE_UNAVAILABLE, message, {"unavailable": down}), status=503)
+    else:
+        response = HttpResponse(
+            f"<!doctype html><title>Temporarily unavailable</title><h1>Temporarily unavailable</h1><p>{message}</p>",
+            status=503,
+        )
+    response["Retry-After"] = str(OUTAGE_RETRY_AFTER_S)
+    return response

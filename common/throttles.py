@@ -14,12 +14,16 @@ A refused request raises DRF's Throttled: 429 in the error shape (code `throttle
 """
 
 import hashlib
+import logging
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
+
+logger = logging.getLogger(__name__)
 
 
 class _ScopedRateThrottle(SimpleRateThrottle):
@@ -38,7 +42,13 @@ class _ScopedRateThrottle(SimpleRateThrottle):
         except KeyError:
             raise ImproperlyConfigured(f"THROTTLE_RATES has no rate for scope {self.scope!r}")
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
+        try:
+            return super().allow_request(request, view)
+        except (redis.ConnectionError, redis.TimeoutError):
+            # The counts live in Redis: while it is down, let requests through (fail open)
+            # rather than refuse every client; /health/ names Redis meanwhile.
+            logger.warning("throttle %s skipped: the cache is unreachable", self.scope)
+            return True
 
     def _key(self, ident: str) -> str:
         digest = hashlib.sha256(ident.encode()).hexdigest()[:32]  # no usernames in cache keys

@@ -76,7 +76,15 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     """500: the API's error shape under /api/, a plain page elsewhere (no template logic
-    that could fail again)."""
+    that could fail again). An outage met outside a view (sessions, authentication) is a
+    503 with Retry-After instead, like one inside a view (common.middleware)."""
+    import sys
+
+    from common.middleware import outage_of, outage_response
+
+    down = outage_of(sys.exc_info()[1]) if sys.exc_info()[1] is not None else None
+    if down is not None:
+        return outage_response(request=request, down=down)
     if request.path.startswith("/api/"):
         from django.http import JsonResponse
 

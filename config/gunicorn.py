@@ -25,9 +25,12 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
-# Recycle workers now and then (memory growth), staggered so they do not restart together.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
-max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "200"))
+# No recycling by default: a gthread worker restarting after max_requests resets the
+# keep-alive connections it still holds (gunicorn issue #3038), so a shopper's checkout or a
+# provider's webhook could be dropped (tests/ops/test_gunicorn_keepalive.py). Bound memory
+# with the container's limit instead; GUNICORN_MAX_REQUESTS turns recycling on if needed.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "0"))
 # Heartbeat files in memory, not on a possibly slow container filesystem.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 # The app logs every request as JSON (django-structlog's request_finished, with the request
