@@ -11,8 +11,10 @@ from invoicing.services import (
     FaultInjector,
     InvoiceAttemptFailed,
     invoice_assign_number,
+    invoice_create_for_order,
     invoice_record_failed_attempt,
 )
+from invoicing.tests.helpers import record_numbering_enqueues
 from outbox.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db
@@ -87,18 +89,23 @@ def test_fault_injector_rate_is_respected():
     assert 430 < failures < 570
 
 
-def test_paid_order_gets_exactly_one_invoice_enqueued(django_capture_on_commit_callbacks):
+def test_paid_order_gets_exactly_one_invoice_enqueued(monkeypatch, django_capture_on_commit_callbacks):
+    enqueued = record_numbering_enqueues(monkeypatch)
     order = place_order()
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        order_place_paid(order_id=order.pk)
-    assert Invoice.objects.filter(order=order).count() == 1
-    assert len(callbacks) >= 1
-    with transaction.atomic():
-        from invoicing.services import invoice_create_for_order
 
+    with django_capture_on_commit_callbacks(execute=True):
+        order_place_paid(order_id=order.pk)
+        assert enqueued == []  # on commit only: the worker must find the invoice committed
+
+    invoice = Invoice.objects.get(order=order)
+    assert enqueued == [invoice.pk]
+
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         again = invoice_create_for_order(order=order)
+
+    assert again.pk == invoice.pk
     assert Invoice.objects.filter(order=order).count() == 1
-    assert again.order_id == order.pk
+    assert enqueued == [invoice.pk]  # the existing invoice is returned, not enqueued again
 
 
 # --- Gap audit: it says "complete" only when the database proves 1..N -------------------------

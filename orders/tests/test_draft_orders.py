@@ -14,6 +14,7 @@ from inventory.models import Reservation, ReservationStatus, Stock
 from inventory.services import InsufficientStock
 from invoicing.models import BillingProfile, Invoice, InvoiceStatus
 from invoicing.services import FaultInjector, invoice_assign_number
+from invoicing.tests.helpers import record_numbering_enqueues
 from orders.models import DraftOrder, DraftOrderLine, DraftOrderStatus, Order, OrderStatus
 from orders.selectors import draft_order_totals
 from orders.services import (
@@ -83,8 +84,10 @@ def test_bad_lines_are_all_reported_and_nothing_is_created():
 
 
 def test_finalize_reserves_stock_without_expiry_places_order_and_creates_pending_invoice(
+    monkeypatch,
     django_capture_on_commit_callbacks,
 ):
+    enqueued = record_numbering_enqueues(monkeypatch)
     product = ProductFactory(price=Decimal("12.50"), on_hand=10)
     customer = UserFactory()
     BillingProfile.objects.create(user=customer, company="ACME SA", line1="2 Rue X", city="Lyon", country="FR")
@@ -100,8 +103,9 @@ def test_finalize_reserves_stock_without_expiry_places_order_and_creates_pending
         notes="PO 4711",
     )
 
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+    with django_capture_on_commit_callbacks(execute=True):
         finalized = draft_order_finalize(draft_id=draft.pk)
+        assert enqueued == []  # numbering is enqueued on commit, never before
 
     order = finalized.order
     assert finalized.status == DraftOrderStatus.FINALIZED
@@ -124,7 +128,7 @@ def test_finalize_reserves_stock_without_expiry_places_order_and_creates_pending
     assert invoice.billing_details["company"] == "ACME SA"
     assert invoice.seller_details["name"]
     assert invoice.tax_rows == [{"rate": Decimal("0.2000"), "net": Decimal("100.00"), "tax": Decimal("20.00")}]
-    assert len(callbacks) >= 1  # numbering enqueued on commit
+    assert enqueued == [invoice.pk]  # exactly one numbering enqueue, for this invoice
     assert OutboxEvent.objects.filter(event_type="draft_order.finalized", aggregate_id=str(draft.pk)).exists()
     assert OutboxEvent.objects.filter(event_type="order.created", payload__source="draft_order").count() == 1
 
