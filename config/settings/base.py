@@ -293,6 +293,8 @@ PAYMENT_WEBHOOK_MAX_RETRIES = env.int("PAYMENT_WEBHOOK_MAX_RETRIES", default=30)
 CELERY_BEAT_SCHEDULE["payments-fail-stale"] = {"task": "payments.fail_stale_attempts", "schedule": 60.0}
 # The simulated provider re-sends owed webhooks whose Celery message was lost.
 CELERY_BEAT_SCHEDULE["payments-kick-deliveries"] = {"task": "payments.kick_due_deliveries", "schedule": 10.0}
+# The simulated provider's claim on a delivery being sent: a run killed mid-POST is retried after it.
+PAYMENT_SIM_DELIVERY_LEASE_S = env.float("PAYMENT_SIM_DELIVERY_LEASE_S", default=60.0)
 # A charge requested but not handed to the provider after this long (its after-commit call
 # was lost) is submitted again by beat.
 PAYMENT_CHARGE_RESUBMIT_S = env.float("PAYMENT_CHARGE_RESUBMIT_S", default=15.0)

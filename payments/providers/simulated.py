@@ -52,8 +52,6 @@ CANCEL_SCRIPT = "cancel"
 DECLINED_REASON = "Your card was declined."
 # A kick may fire a moment before the stored time (clocks of web and worker processes).
 DUE_TOLERANCE = timedelta(seconds=1)
-# A claimed delivery whose run died (SIGKILL mid-POST) is due again after this.
-DELIVERY_LEASE = timedelta(seconds=60)
 # Beat re-kicks a scheduled delivery once it is this late (its message was lost).
 KICK_GRACE = timedelta(seconds=5)
 CANCELED_REASON = "The payment was canceled on the payment page."
@@ -216,7 +214,8 @@ def simulated_delivery_run(*, delivery_id: int) -> DeliveryResult:
         delivery.tries += 1
         delivery.last_tried_at = now
         delivery.url = settings.PAYMENT_WEBHOOK_URL
-        delivery.next_attempt_at = now + DELIVERY_LEASE  # if this run dies, beat retries after the lease
+        # If this run dies (SIGKILL mid-POST), the delivery is due again after the lease.
+        delivery.next_attempt_at = now + timedelta(seconds=settings.PAYMENT_SIM_DELIVERY_LEASE_S)
         delivery.save(update_fields=["tries", "last_tried_at", "url", "next_attempt_at"])
 
     event = simulated_event(
