@@ -23,6 +23,11 @@ from invoicing.services import (
 logger = logging.getLogger(__name__)
 
 
+def mail_backoff_s(retries: int) -> float:
+    """E-mail retries (SMTP down): common.backoff from a minute up to an hour."""
+    return common_backoff_s(retries=retries, base_s=60.0, max_s=3600.0)
+
+
 def backoff_s(retries: int) -> float:
     """The numbering retry's delay: common.backoff with INVOICE_RETRY_BASE_S / _MAX_S."""
     return common_backoff_s(retries=retries, base_s=settings.INVOICE_RETRY_BASE_S, max_s=settings.INVOICE_RETRY_MAX_S)
@@ -80,7 +85,7 @@ def send_overdue_reminder(self: Task, invoice_id: int) -> bool:
     try:
         return invoice_reminder_send(invoice_id=invoice_id)
     except (OSError, OperationalError, InterfaceError) as exc:  # SMTP down, DB blip
-        raise self.retry(exc=exc, countdown=min(3600, 60 * 2**self.request.retries)) from exc
+        raise self.retry(exc=exc, countdown=mail_backoff_s(self.request.retries)) from exc
 
 
 @shared_task(bind=True, name="invoicing.send_daily_sales_report", acks_late=True, max_retries=10, ignore_result=True)
@@ -92,5 +97,5 @@ def send_daily_sales_report(self: Task, day: str | None = None) -> str:
     try:
         report = sales_report_send(day=report_day)
     except (OSError, OperationalError, InterfaceError) as exc:
-        raise self.retry(exc=exc, countdown=min(3600, 60 * 2**self.request.retries), args=(report_day.isoformat(),))
+        raise self.retry(exc=exc, countdown=mail_backoff_s(self.request.retries), args=(report_day.isoformat(),))
     return report.date.isoformat()
