@@ -7,13 +7,16 @@
 - Outcomes stored: successes and the endpoint's own domain refusals (404/409), i.e. the
   request ran and decided. Validation, auth and unexpected errors are not stored, so a
   corrected retry with the same key can still run.
+- Storefront form pages carry the key in a hidden field (common.forms) and use
+  `idempotent_page`, the same protocol for a POST that answers with a page or a redirect.
 """
 
 import functools
 import hashlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -30,6 +33,16 @@ from common.models import IdempotencyKey
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 _STORED_ERROR_STATUSES = {404, 409}
+
+# What a person is told when a page's key is refused (pages never mention headers).
+PAGE_KEY_REFUSED = (
+    "This form could not be sent safely (its one-time key is missing or damaged). "
+    "Nothing was done; please send it again."
+)
+PAGE_KEY_REUSED = (
+    "This form was already sent with other details. Nothing more was done; please check and send it again."
+)
+PAGE_IN_PROGRESS = "This form is still being processed; its result will appear in a moment."
 
 
 class IdempotencyKeyMissing(ApplicationError):
@@ -180,3 +193,59 @@ def idempotent(*, scope: str) -> Callable[[Callable[..., Response]], Callable[..
         return wrapper
 
     return decorator
+
+
+@dataclass
+class IdempotentPage:
+    """How a page's POST stands with its form key: claimed (run, then `complete`), replayed
+    (`replay` is what the first submit stored), or refused (`refusal`, for the person)."""
+
+    replay: Any = None
+    refusal: str | None = None
+    in_progress: bool = False
+    _record: IdempotencyKey | None = field(default=None, repr=False)
+    _completed: bool = field(default=False, repr=False)
+
+    def complete(self, *, body: Any) -> None:
+        """Store `body` (JSON) as this key's answer: a resubmit gets it as `replay`."""
+        if self._record is None or self._completed:
+            raise RuntimeError("complete() is for a claimed, not yet completed key: check replay and refusal first")
+        idempotency_complete(record=self._record, status=201, body=body)
+        self._completed = True
+
+
+def _page_claim(*, request: HttpRequest, scope: str, key: str | None, payload: Any) -> IdempotentPage:
+    try:
+        key = idempotency_key_validate(key=key)  # before anything is written, even a session
+        begun = idempotency_begin(
+            owner=idempotency_owner(request=request),
+            scope=scope,
+            key=key,
+            fingerprint=idempotency_fingerprint(method="POST", path=request.path, payload=payload),
+        )
+    except (IdempotencyKeyMissing, IdempotencyKeyInvalid):
+        return IdempotentPage(refusal=PAGE_KEY_REFUSED)
+    except IdempotencyMismatch:
+        return IdempotentPage(refusal=PAGE_KEY_REUSED)
+    except IdempotencyInProgress:
+        return IdempotentPage(refusal=PAGE_IN_PROGRESS, in_progress=True)
+    if isinstance(begun, IdempotentReplay):
+        return IdempotentPage(replay=begun.body)
+    return IdempotentPage(_record=begun)
+
+
+@contextmanager
+def idempotent_page(*, request: HttpRequest, scope: str, key: str | None, payload: Any) -> Iterator[IdempotentPage]:
+    """The page-side twin of `idempotent`: a form POST that moves money runs at most once per key.
+
+    Written once so that no page can skip the key's validation or forget to release it: the
+    claim is released whenever the block ends without `complete()` (a refusal answered, a
+    domain error, an unexpected exception), so a retry with the same key runs instead of
+    being told forever that it is in progress. Must run outside a transaction.
+    """
+    page = _page_claim(request=request, scope=scope, key=key, payload=payload)
+    try:
+        yield page
+    finally:
+        if page._record is not None and not page._completed:
+            idempotency_abandon(record=page._record)

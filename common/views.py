@@ -82,7 +82,8 @@ def server_error(request: HttpRequest) -> HttpResponse:
 
     from common.middleware import outage_of, outage_response
 
-    down = outage_of(sys.exc_info()[1]) if sys.exc_info()[1] is not None else None
+    current = sys.exc_info()[1]
+    down = outage_of(current) if current is not None else None
     if down is not None:
         return outage_response(request=request, down=down)
     if request.path.startswith("/api/"):

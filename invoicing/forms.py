@@ -1,22 +1,21 @@
-import uuid
 from decimal import Decimal
 
 from django import forms
 from django.core.validators import MaxValueValidator
 
+from common.forms import IdempotentFormMixin
 from common.money import currency_exponent
 from invoicing.selectors import PaymentLinkView
 from payments.providers.base import PaymentMethodChoice
 
 
-class LinkPayForm(forms.Form):
+class LinkPayForm(IdempotentFormMixin):
     """Pay an invoice through its link. `amount` is editable only when the invoice accepts
     partial payments (else it is the amount payable); `idempotency_key` is minted when the
     page renders, so a double click or a resubmit starts one payment."""
 
     amount = forms.DecimalField(min_value=Decimal("0.01"), max_digits=12, decimal_places=2)
     payment_method = forms.ChoiceField(widget=forms.RadioSelect)
-    idempotency_key = forms.CharField(max_length=64, widget=forms.HiddenInput)
 
     def __init__(self, *args: object, link: PaymentLinkView, methods: list[PaymentMethodChoice], **kwargs: object):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -35,10 +34,6 @@ class LinkPayForm(forms.Form):
         assert isinstance(method, forms.ChoiceField)
         method.choices = [(m.code, f"{m.label} — {m.description}") for m in methods]
         method.initial = methods[0].code if methods else None
-
-    @staticmethod
-    def new_key() -> str:
-        return uuid.uuid4().hex
 
     def clean_amount(self) -> Decimal:
         amount: Decimal = self.cleaned_data["amount"]

@@ -7,16 +7,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 
 from common.errors import ApplicationError
-from common.idempotency import (
-    IdempotencyInProgress,
-    IdempotentReplay,
-    idempotency_abandon,
-    idempotency_begin,
-    idempotency_complete,
-    idempotency_fingerprint,
-    idempotency_owner,
-)
-from common.models import IdempotencyKey
+from common.idempotency import idempotent_page
 from invoicing.forms import LinkPayForm
 from invoicing.selectors import PaymentLinkView, invoice_document_filename, payment_link_resolve
 from invoicing.services import invoice_pay_by_link, invoice_pdf_store
@@ -42,52 +33,37 @@ def invoice_pay(request: HttpRequest, token: str) -> HttpResponse:
             form = LinkPayForm(initial={"idempotency_key": LinkPayForm.new_key()}, link=link, methods=methods)
         return _render(request, link, form)
 
-    # The form's key, claimed first: a double click or a resubmit gets the first answer.
-    begun: IdempotencyKey | None = None
-    key = request.POST.get("idempotency_key", "")
-    if key:
-        payload = {k: request.POST.get(k, "") for k in ("amount", "payment_method")}
-        try:
-            claimed = idempotency_begin(
-                owner=idempotency_owner(request=request),
-                scope="invoice-pay-link",
-                key=key,
-                fingerprint=idempotency_fingerprint(method="POST", path=request.path, payload=payload),
-            )
-        except IdempotencyInProgress:
+    # The key is claimed before the link's state is read: a double click or a resubmit gets
+    # the first answer even though the first submit made the link "processing".
+    payload = {k: request.POST.get(k, "") for k in ("amount", "payment_method")}
+    key = request.POST.get("idempotency_key")
+    with idempotent_page(request=request, scope="invoice-pay-link", key=key, payload=payload) as page:
+        if page.replay is not None:
+            return redirect("invoice-pay", token=token)
+        if page.in_progress:
             messages.info(request, "Your payment is being started.")
             return redirect("invoice-pay", token=token)
-        except ApplicationError as exc:
+        if link.state != "payable":  # also with a refused key: the page says why nothing can be paid
+            messages.error(request, link.message)
+            return _render(request, link, None, status=409 if _STATUS[link.state] == 200 else None)
+        form = LinkPayForm(request.POST, link=link, methods=methods)
+        if not form.is_valid():  # a refused key shows with the form, which gets a fresh one
+            form.renew_key()
+            return _render(request, link, form, status=400)
+        if page.refusal:  # the key was used with other details
+            messages.error(request, page.refusal)
+            return redirect("invoice-pay", token=token)
+        data = form.cleaned_data
+        try:
+            attempt = invoice_pay_by_link(token=token, amount=data["amount"], payment_method=data["payment_method"])
+        except ApplicationError as exc:  # the key is released on leaving the block
             messages.error(request, exc.message)
-            return redirect("invoice-pay", token=token)
-        if isinstance(claimed, IdempotentReplay):
-            return redirect("invoice-pay", token=token)
-        begun = claimed
-    if link.state != "payable":
-        if begun is not None:
-            idempotency_abandon(record=begun)
-        messages.error(request, link.message)
-        return _render(request, link, None, status=409 if _STATUS[link.state] == 200 else None)
-    form = LinkPayForm(request.POST, link=link, methods=methods)
-    if begun is None or not form.is_valid():
-        if begun is not None:
-            idempotency_abandon(record=begun)
-        return _render(request, link, form, status=400)
-    data = form.cleaned_data
-    try:
-        attempt = invoice_pay_by_link(token=token, amount=data["amount"], payment_method=data["payment_method"])
-    except ApplicationError as exc:
-        idempotency_abandon(record=begun)
-        messages.error(request, exc.message)
-        fresh = payment_link_resolve(token=token)
-        retry = None
-        if fresh.state == "payable":
-            retry = LinkPayForm(initial={"idempotency_key": LinkPayForm.new_key()}, link=fresh, methods=methods)
-        return _render(request, fresh, retry, status=exc.status_code)
-    except BaseException:
-        idempotency_abandon(record=begun)
-        raise
-    idempotency_complete(record=begun, status=201, body={"attempt_id": attempt.pk})
+            fresh = payment_link_resolve(token=token)
+            retry = None
+            if fresh.state == "payable":
+                retry = LinkPayForm(initial={"idempotency_key": LinkPayForm.new_key()}, link=fresh, methods=methods)
+            return _render(request, fresh, retry, status=exc.status_code)
+        page.complete(body={"attempt_id": attempt.pk})
     messages.success(request, f"Payment of {attempt.amount} {attempt.currency} started.")
     return redirect("invoice-pay", token=token)
 

@@ -1,7 +1,7 @@
-import uuid
-
 from django import forms
 from django.conf import settings
+
+from common.forms import IdempotentFormMixin
 
 
 class AddToCartForm(forms.Form):
@@ -13,7 +13,7 @@ class QuantityForm(forms.Form):
     quantity = forms.IntegerField(min_value=1, max_value=settings.CART_MAX_QUANTITY)
 
 
-class CheckoutForm(forms.Form):
+class CheckoutForm(IdempotentFormMixin):
     """Shipping details; `idempotency_key` is minted when the page renders so a double
     click or a browser resubmit places one order."""
 
@@ -23,11 +23,6 @@ class CheckoutForm(forms.Form):
     postal_code = forms.CharField(max_length=20, label="Postal code")
     country = forms.RegexField(r"^[A-Za-z]{2}$", max_length=2, label="Country (2-letter code)", initial="FR")
     coupon = forms.CharField(max_length=40, required=False, label="Coupon code")
-    idempotency_key = forms.CharField(max_length=64, widget=forms.HiddenInput)
-
-    @staticmethod
-    def new_key() -> str:
-        return uuid.uuid4().hex
 
     def address(self) -> dict[str, str]:
         data = self.cleaned_data

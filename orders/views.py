@@ -8,15 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from common.errors import ApplicationError
-from common.idempotency import (
-    IdempotencyInProgress,
-    IdempotentReplay,
-    idempotency_abandon,
-    idempotency_begin,
-    idempotency_complete,
-    idempotency_fingerprint,
-    idempotency_owner,
-)
+from common.idempotency import idempotent_page
 from orders.forms import AddToCartForm, CheckoutForm, QuantityForm
 from orders.models import Order
 from orders.selectors import cart_for_request, cart_view, order_get_for_user, orders_for_list
@@ -87,38 +79,29 @@ def checkout(request: HttpRequest) -> HttpResponse:
         return render(request, "orders/checkout.html", {"form": form, "cart": summary})
 
     form = CheckoutForm(request.POST)
-    if not form.is_valid():
+    if not form.is_valid():  # a refused key shows with the form, which gets a fresh one
+        form.renew_key()
         return render(request, "orders/checkout.html", {"form": form, "cart": summary}, status=400)
     data = form.cleaned_data
     payload = {"address": form.address(), "coupon": data["coupon"]}
-    try:
-        begun = idempotency_begin(
-            owner=idempotency_owner(request=request),
-            scope="checkout-page",
-            key=data["idempotency_key"],
-            fingerprint=idempotency_fingerprint(method="POST", path=request.path, payload=payload),
-        )
-    except IdempotencyInProgress:
-        messages.info(request, "Your order is being placed; it will appear here in a moment.")
-        return redirect("orders")
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-        return redirect("checkout")
-    if isinstance(begun, IdempotentReplay):  # a double submit lands where the first one did
-        return redirect("order-pay", order_id=begun.body["order_id"])
-    try:
-        order = checkout_place_order(
-            cart=cart, user=_signed_in(request), shipping_address=payload["address"], coupon=data["coupon"]
-        )
-    except ApplicationError as exc:
-        idempotency_abandon(record=begun)
-        messages.error(request, exc.message)
-        fresh = CheckoutForm({**request.POST.dict(), "idempotency_key": CheckoutForm.new_key()})
-        return render(request, "orders/checkout.html", {"form": fresh, "cart": cart_view(cart=cart)}, status=409)
-    except BaseException:
-        idempotency_abandon(record=begun)
-        raise
-    idempotency_complete(record=begun, status=201, body={"order_id": order.pk})
+    with idempotent_page(request=request, scope="checkout-page", key=data["idempotency_key"], payload=payload) as page:
+        if page.in_progress:
+            messages.info(request, "Your order is being placed; it will appear here in a moment.")
+            return redirect("orders")
+        if page.refusal:
+            messages.error(request, page.refusal)
+            return redirect("checkout")
+        if page.replay is not None:  # a double submit lands where the first one did
+            return redirect("order-pay", order_id=page.replay["order_id"])
+        try:
+            order = checkout_place_order(
+                cart=cart, user=_signed_in(request), shipping_address=payload["address"], coupon=data["coupon"]
+            )
+        except ApplicationError as exc:  # the key is released on leaving the block
+            messages.error(request, exc.message)
+            form.renew_key()
+            return render(request, "orders/checkout.html", {"form": form, "cart": cart_view(cart=cart)}, status=409)
+        page.complete(body={"order_id": order.pk})
     messages.success(request, f"Order #{order.pk} placed. Your items are reserved while you pay.")
     return redirect("order-pay", order_id=order.pk)
 

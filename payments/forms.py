@@ -1,19 +1,12 @@
-import uuid
-
 from django import forms
 
+from common.forms import IdempotentFormMixin
 from payments.providers.base import PaymentMethodChoice
 
 
-class PayForm(forms.Form):
-    """The pay step: `idempotency_key` is minted when the page renders, so a double click
-    or a browser resubmit starts one payment."""
-
-    idempotency_key = forms.CharField(max_length=64, widget=forms.HiddenInput)
-
-    @staticmethod
-    def new_key() -> str:
-        return uuid.uuid4().hex
+class PayForm(IdempotentFormMixin):
+    """The pay step: only the key, minted when the page renders, so a double click or a
+    browser resubmit starts one payment."""
 
 
 class HostedPaymentForm(forms.Form):

@@ -9,15 +9,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from common.errors import ApplicationError
-from common.idempotency import (
-    IdempotencyInProgress,
-    IdempotentReplay,
-    idempotency_abandon,
-    idempotency_begin,
-    idempotency_complete,
-    idempotency_fingerprint,
-    idempotency_owner,
-)
+from common.idempotency import PAGE_KEY_REFUSED, idempotent_page
 from orders.models import OrderStatus
 from orders.views import order_for_page_or_404
 from payments.forms import HostedPaymentForm, PayForm
@@ -57,43 +49,31 @@ def order_pay(
         return render(request, "payments/pay.html", {"order": order, "form": form, "summary": summary})
 
     form = PayForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Please try again.")
+    if not form.is_valid():  # the key is its only field
+        messages.error(request, PAGE_KEY_REFUSED)
         return redirect("order-pay", order_id=order.pk)
-    try:
-        begun = idempotency_begin(
-            owner=idempotency_owner(request=request),
-            scope="payment-page",
-            key=form.cleaned_data["idempotency_key"],
-            fingerprint=idempotency_fingerprint(method="POST", path=request.path, payload={"order_id": order.pk}),
-        )
-    except IdempotencyInProgress:
-        messages.info(request, "Your payment is being started.")
-        return redirect("order", order_id=order.pk)
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-        return redirect("order", order_id=order.pk)
-    if isinstance(begun, IdempotentReplay):
-        return redirect(begun.body.get("redirect_url") or reverse("order", args=[order.pk]))
-    assert isinstance(request.user, User)
-    try:
-        attempt = payment_attempt_create(order_id=order.pk, user=request.user, amount_policy=amount_policy)
-    except PaymentInProgress as exc:
-        idempotency_abandon(record=begun)
-        if exc.details.get("redirect_url"):
-            return redirect(exc.details["redirect_url"])  # the shopper's open hosted page
-        messages.info(request, exc.message)
-        return redirect("order", order_id=order.pk)
-    except ApplicationError as exc:
-        idempotency_abandon(record=begun)
-        messages.error(request, exc.message)
-        return redirect("order", order_id=order.pk)
-    except BaseException:
-        idempotency_abandon(record=begun)
-        raise
-    idempotency_complete(
-        record=begun, status=201, body={"attempt_id": attempt.pk, "redirect_url": attempt.redirect_url}
-    )
+    key = form.cleaned_data["idempotency_key"]
+    with idempotent_page(request=request, scope="payment-page", key=key, payload={"order_id": order.pk}) as page:
+        if page.in_progress:
+            messages.info(request, "Your payment is being started.")
+            return redirect("order", order_id=order.pk)
+        if page.refusal:
+            messages.error(request, page.refusal)
+            return redirect("order", order_id=order.pk)
+        if page.replay is not None:
+            return redirect(page.replay.get("redirect_url") or reverse("order", args=[order.pk]))
+        assert isinstance(request.user, User)
+        try:
+            attempt = payment_attempt_create(order_id=order.pk, user=request.user, amount_policy=amount_policy)
+        except PaymentInProgress as exc:  # the key is released on leaving the block
+            if exc.details.get("redirect_url"):
+                return redirect(exc.details["redirect_url"])  # the shopper's open hosted page
+            messages.info(request, exc.message)
+            return redirect("order", order_id=order.pk)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+            return redirect("order", order_id=order.pk)
+        page.complete(body={"attempt_id": attempt.pk, "redirect_url": attempt.redirect_url})
     return redirect(attempt.redirect_url)
 
 
