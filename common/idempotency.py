@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -33,6 +34,9 @@ from common.models import IdempotencyKey
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 _STORED_ERROR_STATUSES = {404, 409}
+# A claim still in progress after this long belongs to a request that died (requests are
+# cut off by gunicorn's 30 s timeout): it is taken over by the next request with its key.
+_STALE_CLAIM = timedelta(seconds=120)
 
 # What a person is told when a page's key is refused (pages never mention headers).
 PAGE_KEY_REFUSED = (
@@ -126,6 +130,11 @@ def idempotency_begin(*, owner: str, scope: str, key: str, fingerprint: str) -> 
                 "This Idempotency-Key was already used with a different request.",
                 details={"idempotency_key": key},
             )
+        if existing.status == IdempotencyKey.Status.IN_PROGRESS and existing.created_at <= now - _STALE_CLAIM:
+            # Its request died before committing: a change commits with its stored answer
+            # (see `idempotent`), so a claim this old changed nothing. Take it over.
+            IdempotencyKey.objects.filter(pk=existing.pk, status=IdempotencyKey.Status.IN_PROGRESS).delete()
+            continue
         if existing.status == IdempotencyKey.Status.IN_PROGRESS:
             raise IdempotencyInProgress(
                 "A request with this Idempotency-Key is still being processed; retry later.",
@@ -171,23 +180,27 @@ def idempotent(*, scope: str) -> Callable[[Callable[..., Response]], Callable[..
                 replay = Response(begun.body, status=begun.status)
                 replay[REPLAYED_HEADER] = "true"
                 return replay
+            stored = False
             try:
-                response = method(view, request, *args, **kwargs)
-            except ApplicationError as exc:
-                if exc.status_code not in _STORED_ERROR_STATUSES:
+                # The change and its stored answer commit together: a retry after an answer
+                # lost on the way (a crash, a dropped connection) replays it, and a request
+                # that died before its commit left nothing but a claim that goes stale.
+                with transaction.atomic():
+                    try:
+                        response = method(view, request, *args, **kwargs)
+                    except ApplicationError as exc:
+                        if exc.status_code not in _STORED_ERROR_STATUSES:
+                            raise
+                        handled = exception_handler(exc, {"view": view, "request": request})
+                        assert handled is not None
+                        response = handled
+                    if 200 <= response.status_code < 300 or response.status_code in _STORED_ERROR_STATUSES:
+                        body = json.loads(JSONRenderer().render(response.data) or b"null")
+                        idempotency_complete(record=begun, status=response.status_code, body=body)
+                        stored = True
+            finally:
+                if not stored:
                     idempotency_abandon(record=begun)
-                    raise
-                handled = exception_handler(exc, {"view": view, "request": request})
-                assert handled is not None
-                response = handled
-            except BaseException:
-                idempotency_abandon(record=begun)
-                raise
-            if 200 <= response.status_code < 300 or response.status_code in _STORED_ERROR_STATUSES:
-                body = json.loads(JSONRenderer().render(response.data) or b"null")
-                idempotency_complete(record=begun, status=response.status_code, body=body)
-            else:
-                idempotency_abandon(record=begun)
             return response
 
         return wrapper
@@ -241,11 +254,19 @@ def idempotent_page(*, request: HttpRequest, scope: str, key: str | None, payloa
     Written once so that no page can skip the key's validation or forget to release it: the
     claim is released whenever the block ends without `complete()` (a refusal answered, a
     domain error, an unexpected exception), so a retry with the same key runs instead of
-    being told forever that it is in progress. Must run outside a transaction.
+    being told forever that it is in progress. The block runs in one transaction with the
+    stored answer. Must run outside a transaction.
     """
     page = _page_claim(request=request, scope=scope, key=key, payload=payload)
-    try:
+    if page._record is None:  # refused or replayed: nothing to run, nothing to release
         yield page
+        return
+    stored = False
+    try:
+        # As in `idempotent`: the page's change and its stored answer commit together.
+        with transaction.atomic():
+            yield page
+        stored = page._completed
     finally:
-        if page._record is not None and not page._completed:
+        if not stored:
             idempotency_abandon(record=page._record)

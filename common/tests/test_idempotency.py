@@ -261,3 +261,72 @@ def test_anonymous_keys_belong_to_the_browser_session():
 
     assert owner == f"session:{request.session.session_key}"
     assert request.session.session_key is not None
+
+
+# --- the stored answer commits with the change --------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_change_and_its_stored_answer_commit_together(client_for, monkeypatch):
+    """If storing the answer fails, the change is rolled back with it and the key released:
+    a retry with the same key then makes exactly one order (never an order without an
+    answer to replay, which a retry would turn into `cart_empty`)."""
+    import common.idempotency as idempotency
+    from common.tests.factories import ProductFactory, UserFactory
+    from common.tests.helpers import ADDRESS
+    from orders.models import Order
+    from orders.services import cart_add_item, cart_get_or_create
+
+    user = UserFactory()
+    cart_add_item(cart=cart_get_or_create(user=user), sku=ProductFactory(on_hand=5).sku, quantity=1)
+    api = client_for(user)
+    real_complete = idempotency.idempotency_complete
+
+    def lost(**kwargs):
+        raise RuntimeError("the process died while storing the answer")
+
+    monkeypatch.setattr(idempotency, "idempotency_complete", lost)
+    with pytest.raises(RuntimeError):
+        api.post("/api/v1/checkout/", {"shipping_address": ADDRESS}, format="json", HTTP_IDEMPOTENCY_KEY="together")
+    assert not Order.objects.filter(user=user).exists()
+
+    monkeypatch.setattr(idempotency, "idempotency_complete", real_complete)
+    retry = api.post("/api/v1/checkout/", {"shipping_address": ADDRESS}, format="json", HTTP_IDEMPOTENCY_KEY="together")
+    again = api.post("/api/v1/checkout/", {"shipping_address": ADDRESS}, format="json", HTTP_IDEMPOTENCY_KEY="together")
+    assert retry.status_code == 201
+    assert (again.status_code, again["Idempotent-Replayed"], again.json()["id"]) == (201, "true", retry.json()["id"])
+    assert Order.objects.filter(user=user).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_left_by_a_request_that_died_is_taken_over(client_for):
+    """A request that died before its commit changed nothing but left its claim: once the
+    claim is stale, the retry runs (before, it answered 409 in progress for a day)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from common.models import IdempotencyKey
+    from common.tests.factories import ProductFactory, UserFactory
+    from common.tests.helpers import ADDRESS
+    from orders.services import cart_add_item, cart_get_or_create
+
+    user = UserFactory()
+    cart_add_item(cart=cart_get_or_create(user=user), sku=ProductFactory(on_hand=5).sku, quantity=1)
+    api = client_for(user)
+    body = {"shipping_address": ADDRESS}
+    first = api.post("/api/v1/checkout/", body, format="json", HTTP_IDEMPOTENCY_KEY="probe")  # learn the row's shape
+    record = IdempotencyKey.objects.get(key="probe")
+    IdempotencyKey.objects.create(
+        owner=record.owner, scope=record.scope, key="died", fingerprint=record.fingerprint,
+        created_at=timezone.now() - timedelta(seconds=30), expires_at=timezone.now() + timedelta(hours=1),
+    )  # fmt: skip
+    cart_add_item(cart=cart_get_or_create(user=user), sku=ProductFactory(on_hand=5).sku, quantity=1)
+    recent = api.post("/api/v1/checkout/", body, format="json", HTTP_IDEMPOTENCY_KEY="died")
+    assert (recent.status_code, recent.json()["error"]["code"]) == (409, "idempotency_in_progress")
+
+    IdempotencyKey.objects.filter(key="died").update(created_at=timezone.now() - timedelta(minutes=5))
+    taken = api.post("/api/v1/checkout/", body, format="json", HTTP_IDEMPOTENCY_KEY="died")
+    assert first.status_code == 201
+    assert taken.status_code == 201, taken.content
+    assert IdempotencyKey.objects.get(key="died").status == IdempotencyKey.Status.COMPLETED
