@@ -4,6 +4,7 @@ Lock order, everywhere: cart -> order -> reservations -> stock (by product id) -
 sequence. Nothing takes an earlier lock while holding a later one.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -329,6 +330,14 @@ def order_refund(*, order_id: int, actor: User | None = None, reason: str = "ref
         return order_transition(order=order, to=OrderStatus.REFUNDED, reason=reason, actor=actor)
 
 
+# Test seam (None in production: one comparison per batch). Called with the ids of the batch
+# the expiry has just locked, before it re-reads which of them have a processing attempt. The
+# race that re-read closes sits inside the locking statement (an attempt committed after its
+# snapshot, before its SKIP LOCKED row lock), where no test can reach; this is the first
+# point after it. orders/tests/test_guards.py sets it.
+_after_expiry_batch_locked: Callable[[list[int]], None] | None = None
+
+
 def orders_expire_unpaid(*, now: datetime | None = None, batch_size: int | None = None) -> int:
     """Cancel pending orders whose reservation has expired and release their stock.
 
@@ -345,6 +354,8 @@ def orders_expire_unpaid(*, now: datetime | None = None, batch_size: int | None 
                 .select_for_update(skip_locked=True, of=("self",))
                 .order_by("reservation_expires_at", "id")[:batch_size]
             )
+            if _after_expiry_batch_locked is not None:
+                _after_expiry_batch_locked([o.pk for o in batch])
             # The exclusion above saw the snapshot taken when the statement began; an attempt
             # committed just before the row locks were granted is seen by this fresh statement.
             # (Creating an attempt locks the order, so none can appear while the locks are held.)
