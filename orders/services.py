@@ -1,7 +1,7 @@
 """Order writes: the cart, checkout, and the order state machine.
 
-Lock order, everywhere: cart -> order -> reservations -> stock (by product id) -> invoice
-sequence. Nothing takes an earlier lock while holding a later one.
+Locks follow the one order written in flows/__init__.py (cart -> draft -> order -> ... ->
+stock by product id -> number sequence): nothing takes an earlier lock while holding a later one.
 """
 
 from collections.abc import Callable

@@ -80,8 +80,8 @@ def test_make_format_finds_nothing_to_change(tmp_path):
 def test_docker_compose_stack_agrees_on_one_site_url_and_needs_its_secrets():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) >= {"postgres", "redis", "migrate", "web", "worker", "beat"}
-    app = ["migrate", "web", "worker", "beat"]
+    assert set(services) >= {"postgres", "redis", "migrate", "web", "worker", "documents", "provider", "beat"}
+    app = ["migrate", "web", "worker", "documents", "provider", "beat"]
     environments = [services[name]["environment"] for name in app]
     # web, worker and beat see the same addresses: links and the provider's webhooks reach the web.
     assert len({(e["SITE_URL"], e["PAYMENT_WEBHOOK_URL"], e["PORT"]) for e in environments}) == 1
@@ -91,9 +91,13 @@ def test_docker_compose_stack_agrees_on_one_site_url_and_needs_its_secrets():
     assert web_env["DEBUG"] == "false"
     assert web_env["SECRET_KEY"].startswith("${SECRET_KEY:?")
     assert web_env["PAYMENT_WEBHOOK_SECRET"].startswith("${PAYMENT_WEBHOOK_SECRET:?")
-    assert "celery -A config worker" in " ".join(services["worker"]["command"])
+    # One worker per queue: the critical path ("celery"), documents, the simulated provider.
+    for service, queue in (("worker", "celery"), ("documents", "documents"), ("provider", "provider")):
+        assert f"celery -A config worker -Q {queue} " in " ".join(services[service]["command"])
     assert services["beat"]["command"][:4] == ["celery", "-A", "config", "beat"]
     # The Procfile's processes are the compose services' processes.
     procfile = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line)
-    assert set(procfile) == {"web", "worker", "beat"}
+    assert set(procfile) == {"web", "worker", "documents", "provider", "beat"}
+    for name, queue in (("worker", "celery"), ("documents", "documents"), ("provider", "provider")):
+        assert f" worker -Q {queue} " in procfile[name]
     assert "gunicorn config.wsgi:application --config config/gunicorn.py" in procfile["web"]

@@ -247,18 +247,28 @@ def expect_paid_with_number(page: Page) -> str:
     return page.get_by_test_id("invoice-number").inner_text()
 
 
+def best_stocked(base: str, count: int) -> list[str]:
+    """The SKUs with the most stock available (a developer's var/ may have sold some out)."""
+    status, body = fetch(f"{base}/api/v1/products/")
+    assert status == 200, body
+    products = sorted(json.loads(body)["results"], key=lambda p: p["available"], reverse=True)
+    assert products[count - 1]["available"] >= 10, products
+    return [p["sku"] for p in products[:count]]
+
+
 def shopper_journey(browser: Any, run: MakeRun, name: str) -> list[tuple[int, str]]:
     """Two orders: one paid at once, one declined and then paid. Returns (order id, INV-n)."""
+    first_sku, second_sku = best_stocked(run.base, 2)
     context, page, problems = new_page(browser, run.base, name)
     paid: list[tuple[int, str]] = []
     try:
         sign_in(page)
-        first = buy(page, "MUG-001")
+        first = buy(page, first_sku)
         pay_on_provider_page(page, order_id=first, card="pm_card_success")
         paid.append((first, expect_paid_with_number(page)))
         page.screenshot(path=str(ARTIFACTS / f"make-run-{name}-paid.png"), full_page=True)
 
-        second = buy(page, "KEY-012")
+        second = buy(page, second_sku)
         pay_on_provider_page(page, order_id=second, card="pm_card_declined")
         expect(page.get_by_test_id("payment-status")).to_have_text("Failed", timeout=OUTCOME_TIMEOUT_MS)
         expect(page.get_by_test_id("payment-failure")).to_have_text("Your card was declined.")
@@ -339,7 +349,7 @@ def assert_stops_cleanly(run: MakeRun) -> None:
     assert not port_open(run.port), f"something still listens on {run.port}"
     output = run.output()
     assert "SIGINT received" in output
-    for name in ("web.1", "worker.1", "beat.1"):
+    for name in ("web.1", "worker.1", "documents.1", "provider.1", "beat.1"):
         assert f"{name} stopped" in output, output[-3000:]
     assert "SIGKILL" not in output, output[-3000:]  # every process stopped by itself
 
@@ -398,7 +408,8 @@ def test_make_run_on_embedded_defaults_a_shopper_pays_and_gets_an_invoice_number
 
 def report_paid_to_number_latency(api: Api, run: MakeRun, orders: int = 8) -> None:
     """Pay a few orders one after another; paid -> number from the database's own clock."""
-    order_ids = [api.order_paid("MUG-001") for _ in range(orders)]
+    [sku] = best_stocked(run.base, 1)
+    order_ids = [api.order_paid(sku) for _ in range(orders)]
     for order_id in order_ids:
         api.wait_numbered(order_id)
     with contextlib.closing(sqlite3.connect(ROOT / "var" / "db.sqlite3")) as db:

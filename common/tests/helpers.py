@@ -118,20 +118,26 @@ class WorkerProcess:
     """A real `celery worker` subprocess (its own process group, so SIGKILL takes all)."""
 
     def __init__(
-        self, env: dict[str, str], concurrency: int = 4, log_path: Path | None = None, beat: bool = False
+        self,
+        env: dict[str, str],
+        concurrency: int = 4,
+        log_path: Path | None = None,
+        beat: bool = False,
+        queues: str = "celery,documents,provider",
     ) -> None:
         """`beat=True` embeds Celery beat (`-B`) with the settings' beat_schedule and a fresh
         schedule file, so periodic tasks (the invoice sweeper) run as in production."""
         self.env = env
         self.concurrency = concurrency
         self.beat = beat
+        self.queues = queues  # by default one test worker serves every queue
         self.log_path = log_path or ROOT / "test-artifacts" / f"worker-{uuid.uuid4().hex[:8]}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "WorkerProcess":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO"]
+        command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", self.queues, "--loglevel=INFO"]
         command += [f"--concurrency={self.concurrency}", "--pool=prefork", "--prefetch-multiplier=1", "-Ofair"]
         command += ["--without-gossip", "--without-mingle", "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h"]
         if self.beat:

@@ -48,7 +48,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework.authtoken",  # the old never-expiring tokens' table; no longer accepted
+    "knox",
+    "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
@@ -217,7 +219,7 @@ STAFF_EMAILS = env.list("STAFF_EMAILS", default=["staff@localhost"])
 # --- REST framework and OpenAPI ------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -225,7 +227,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "common.api.Pagination",
     "EXCEPTION_HANDLER": "common.api.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "common.openapi.ApiAutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Views opt in with `throttle_scope`; see common/throttles.py and THROTTLE_RATES below.
@@ -234,6 +236,10 @@ REST_FRAMEWORK = {
     # (0: REMOTE_ADDR, so a client cannot pick its own IP for the throttles).
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
+# API tokens (django-rest-knox): stored hashed, expire after API_TOKEN_TTL seconds (10 h),
+# revoked by POST /api/v1/auth/logout/ and /logout-all/; sent as `Authorization: Token <key>`.
+API_TOKEN_TTL = timedelta(seconds=env.int("API_TOKEN_TTL", default=36000))
+REST_KNOX = {"TOKEN_TTL": API_TOKEN_TTL, "AUTH_HEADER_PREFIX": "Token", "AUTO_REFRESH": False}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Commerce back office API",
     "DESCRIPTION": "Catalog, cart, checkout, orders, payments and invoices. "
@@ -283,8 +289,28 @@ PAYMENT_SIM_SLOW_S = env.float("PAYMENT_SIM_SLOW_S", default=10.0)
 PAYMENT_PROCESSING_TIMEOUT_S = env.int("PAYMENT_PROCESSING_TIMEOUT_S", default=1800)
 # After this long in "processing" the order page tells the shopper it is taking longer than usual.
 PAYMENT_SLOW_NOTICE_S = env.float("PAYMENT_SLOW_NOTICE_S", default=30.0)
-# payments/providers/__init__.py lists the providers ("simulated"; where Stripe would go).
+# payments/providers/__init__.py lists the providers: "simulated" (default) or "stripe".
 PAYMENT_PROVIDER = env("PAYMENT_PROVIDER", default="simulated")
+# --- Stripe (payments/providers/stripe.py) ---------------------------------------------------
+# Its own keys and webhook secret (Stripe signs with Stripe-Signature, not Standard Webhooks).
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
+# Empty: Stripe's own API. Set it to point the SDK at a local fake or stripe-mock.
+STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
+# Per HTTP request to Stripe; the SDK retries timeouts and connection errors (same idempotency key).
+STRIPE_TIMEOUT_S = env.float("STRIPE_TIMEOUT_S", default=10.0)
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+if PAYMENT_PROVIDER not in {"simulated", "stripe"}:
+    raise ImproperlyConfigured(f"PAYMENT_PROVIDER must be simulated or stripe, not {PAYMENT_PROVIDER!r}")
+if PAYMENT_PROVIDER == "stripe" and not (STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET):
+    raise ImproperlyConfigured("PAYMENT_PROVIDER=stripe needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET")
+# The pay form redirects to Stripe's hosted Checkout page: the CSP's form-action (below) must
+# allow that origin (and, with STRIPE_API_BASE, the local fake's hosted page).
+PAYMENT_HOSTED_PAGE_ORIGINS = (
+    ["https://checkout.stripe.com", *([STRIPE_API_BASE] if STRIPE_API_BASE else [])]
+    if PAYMENT_PROVIDER == "stripe"
+    else []
+)
 # The simulated provider's webhook retries: exponential backoff with jitter, capped; with the
 # defaults it keeps trying for about 2.5 hours (a real provider retries for days).
 PAYMENT_WEBHOOK_RETRY_BASE_S = env.float("PAYMENT_WEBHOOK_RETRY_BASE_S", default=1.0)
@@ -323,9 +349,17 @@ CELERY_BEAT_SCHEDULE["sales-report"] = {
     "task": "invoicing.send_daily_sales_report",
     "schedule": crontab(hour=SALES_REPORT_HOUR, minute=5),
 }
-# PDF rendering runs on its own queue so it never delays invoice numbering (the hot path);
-# the Procfile and compose workers consume both queues (`-Q celery,documents`).
-CELERY_TASK_ROUTES = {"invoicing.render_invoice_pdf": {"queue": "documents"}}
+# Nothing slow shares the critical path (payment confirmation, numbering, the outbox on the
+# default "celery" queue): PDFs, e-mails and reports run on "documents", and the simulated
+# provider, an outside service in all but name, on "provider"; each queue has its own worker
+# process in the Procfile and in compose.
+CELERY_TASK_ROUTES = {
+    "invoicing.render_invoice_pdf": {"queue": "documents"},
+    "invoicing.send_overdue_reminder": {"queue": "documents"},
+    "invoicing.send_daily_sales_report": {"queue": "documents"},
+    "payments.simulated_deliver": {"queue": "provider"},
+    "payments.kick_due_deliveries": {"queue": "provider"},
+}
 
 # --- Logging -------------------------------------------------------------------------------
 # structlog renders every record: JSON lines in production (one object per line, with
@@ -409,7 +443,7 @@ CONTENT_SECURITY_POLICY = {
         "connect-src": [SELF],
         "object-src": [NONE],
         "base-uri": [SELF],
-        "form-action": [SELF],
+        "form-action": [SELF, *PAYMENT_HOSTED_PAGE_ORIGINS],  # the hosted payment page (Stripe)
         "frame-ancestors": [NONE],
     }
 }
