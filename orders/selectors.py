@@ -62,6 +62,12 @@ def orders_for_list(*, user: User | AnonymousUser) -> QuerySet[Order]:
     )
 
 
+def order_with_invoice_for_user(*, user: User | AnonymousUser, order_id: int) -> Order:
+    """The order and its invoice in one query, if `user` may see it (the invoice-block poll);
+    Order.DoesNotExist otherwise."""
+    return orders_visible_to(user).select_related("invoice").get(pk=order_id)
+
+
 def order_get_for_user(*, user: User | AnonymousUser, order_id: int) -> Order:
     """The order if `user` may see it; Order.DoesNotExist otherwise (404, never its data)."""
     return orders_for_list(user=user).get(pk=order_id)

@@ -1,17 +1,26 @@
 """Storefront pages: cart, checkout, orders. Thin: forms in, one service call, a redirect."""
 
+import hashlib
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
 from common.errors import ApplicationError
 from common.idempotency import idempotent_page
 from orders.forms import AddToCartForm, CheckoutForm, QuantityForm
 from orders.models import Order
-from orders.selectors import cart_for_request, cart_view, order_get_for_user, orders_for_list
+from orders.selectors import (
+    cart_for_request,
+    cart_view,
+    order_get_for_user,
+    order_with_invoice_for_user,
+    orders_for_list,
+)
 from orders.services import cart_add_item, cart_merge, cart_remove_line, cart_update_line, checkout_place_order
 
 
@@ -126,8 +135,23 @@ def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
 
 @login_required
 def order_invoice_block(request: HttpRequest, order_id: int) -> HttpResponse:
-    """The invoice block alone, for the page's in-place refresh."""
-    return render(request, "invoicing/_invoice_block.html", {"order": order_for_page_or_404(request, order_id)})
+    """The invoice block alone, for the page's in-place refresh and its polling: two queries
+    (the user; the order with its invoice; the session comes from the cache), and a 304 when
+    the block has not changed (ETag). Rendered without context processors: it needs none."""
+    try:
+        order = order_with_invoice_for_user(user=request.user, order_id=order_id)
+    except Order.DoesNotExist as exc:
+        raise Http404("No such order") from exc
+    invoice = getattr(order, "invoice", None)
+    state = (invoice.pk, invoice.status, invoice.number, invoice.issued_at) if invoice is not None else None
+    etag = '"' + hashlib.sha256(repr((order.pk, state)).encode()).hexdigest()[:20] + '"'
+    if request.headers.get("If-None-Match") == etag:
+        response = HttpResponse(status=304)
+    else:
+        response = HttpResponse(render_to_string("invoicing/_invoice_block.html", {"order": order}))
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, no-cache"  # revalidate every poll; a 304 costs no render
+    return response
 
 
 def cart_merge_on_sign_in(request: HttpRequest, old_session_key: str | None) -> None:

@@ -98,3 +98,19 @@ def test_health_names_the_database_while_it_is_down(client):
         response = client.get("/health/")
     assert response.status_code == 503
     assert "database" in response.json()["failing"]
+
+
+def test_redis_down_a_signed_in_shopper_keeps_browsing(client):
+    """Sessions are read from the cache; with Redis down they come from the database."""
+    from orders.models import Order
+
+    user = UserFactory()
+    client.force_login(user)
+    ProductFactory(sku="MUG-8", name="Session mug", on_hand=3)
+    with override_settings(CACHES=DEAD_REDIS):
+        page = client.get("/")
+        orders = client.get("/orders/")
+    assert page.status_code == 200
+    assert f"Hi, {user.username}".encode() in page.content
+    assert orders.status_code == 200
+    assert not Order.objects.exists()

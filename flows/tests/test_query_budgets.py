@@ -164,8 +164,9 @@ def test_order_page_budget(client, user, django_assert_num_queries):
     order = _paid_order_with_issued_invoice(user)
     client.force_login(user)
 
-    # session 1, user 1, order+invoice 1, lines 1, attempts 1, the header's cart count 1
-    with django_assert_num_queries(6, info="GET /orders/<id>/, paid, invoice issued"):
+    # user 1, order+invoice 1, lines 1, attempts 1, the header's cart count 1 (the session
+    # comes from the cache: common/sessions.py)
+    with django_assert_num_queries(5, info="GET /orders/<id>/, paid, invoice issued"):
         response = client.get(f"/orders/{order.pk}/")
 
     assert response.status_code == 200
@@ -176,10 +177,32 @@ def test_invoice_block_poll_budget(client, user, django_assert_num_queries):
     order = _paid_order_with_issued_invoice(user)
     client.force_login(user)
 
-    # session 1, user 1, order+invoice 1, and what the block does not show: lines 1,
-    # attempts 1, the cart count 1 (order_for_page_or_404 and the context processor)
-    with django_assert_num_queries(6, info="GET /orders/<id>/invoice-block/, invoice issued"):
+    # user 1, order+invoice 1 (the session from the cache, no context processors)
+    with django_assert_num_queries(2, info="GET /orders/<id>/invoice-block/, invoice issued"):
         response = client.get(f"/orders/{order.pk}/invoice-block/")
 
     assert response.status_code == 200
     assert 'data-testid="invoice-number">INV-1<' in response.content.decode()
+    # Polling again with the ETag: 304, same two queries, nothing rendered.
+    with django_assert_num_queries(2, info="GET /orders/<id>/invoice-block/, If-None-Match"):
+        again = client.get(f"/orders/{order.pk}/invoice-block/", HTTP_IF_NONE_MATCH=response["ETag"])
+    assert again.status_code == 304
+    assert again.content == b""
+
+
+def test_invoice_block_etag_changes_when_the_number_arrives(client, user):
+    order = place_order(user=user)
+    order_place_paid(order_id=order.pk)
+    client.force_login(user)
+    pending = client.get(f"/orders/{order.pk}/invoice-block/")
+    assert 'data-testid="invoice-number">Pending<' in pending.content.decode()
+    assert client.get(f"/orders/{order.pk}/invoice-block/", HTTP_IF_NONE_MATCH=pending["ETag"]).status_code == 304
+
+    invoice_assign_number(invoice_id=Invoice.objects.get(order=order).pk, fault=FaultInjector(rate=0))
+    issued = client.get(f"/orders/{order.pk}/invoice-block/", HTTP_IF_NONE_MATCH=pending["ETag"])
+    assert issued.status_code == 200
+    assert issued["ETag"] != pending["ETag"]
+    assert 'data-testid="invoice-number">INV-1<' in issued.content.decode()
+    # Another customer's order: 404, no ETag to learn anything from.
+    client.force_login(UserFactory())
+    assert client.get(f"/orders/{order.pk}/invoice-block/").status_code == 404
