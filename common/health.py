@@ -102,6 +102,28 @@ def health_backlog_register(*, name: str, check: Callable[[], dict[str, Any]]) -
     BACKLOG_CHECKS[name] = check
 
 
+# Facts about the configuration that staff want next to the checks (which payment provider is
+# configured): registered by the apps that own them, reported at the top level under their
+# name. Informational only: they never fail and never turn 200 to 503.
+INFO_SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {}
+
+
+def health_info_register(*, name: str, info: Callable[[], dict[str, Any]]) -> None:
+    if name in {"status", "failing", "components", "warnings", "backlogs"}:
+        raise ValueError(f"{name!r} is a key of the health report itself")
+    INFO_SECTIONS[name] = info
+
+
+def _info_sections() -> dict[str, dict[str, Any]]:
+    sections: dict[str, dict[str, Any]] = {}
+    for name, info in INFO_SECTIONS.items():
+        try:
+            sections[name] = info()
+        except Exception as exc:
+            sections[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    return sections
+
+
 def _backlogs() -> dict[str, dict[str, Any]]:
     backlogs: dict[str, dict[str, Any]] = {}
     for name, check in BACKLOG_CHECKS.items():
@@ -130,6 +152,7 @@ def health_report() -> tuple[bool, dict[str, Any]]:
         "components": components,
         "warnings": [name for name, b in backlogs.items() if b.get("status") == "warning"],
         "backlogs": backlogs,
+        **_info_sections(),
     }
     return not failing, body
 

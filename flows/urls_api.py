@@ -6,6 +6,7 @@ from flows.draft_finalize import draft_order_finalize
 from flows.order_paid import payment_amount, payment_succeeded
 from orders.api import DraftOrderFinalizeApi
 from payments.api import OrderPaymentsApi, PaymentWebhookApi
+from payments.stripe_api import StripeWebhookApi
 
 urlpatterns = [
     path(
@@ -14,6 +15,7 @@ urlpatterns = [
         name="api-order-payments",
     ),
     path("webhooks/payments/", PaymentWebhookApi.as_view(on_succeeded=payment_succeeded), name="api-webhooks-payments"),
+    path("webhooks/stripe/", StripeWebhookApi.as_view(on_succeeded=payment_succeeded), name="api-webhooks-stripe"),
     path(
         "draft-orders/<int:draft_id>/finalize/",
         DraftOrderFinalizeApi.as_view(finalize=draft_order_finalize),

@@ -2,11 +2,14 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from orders.admin import OrderAdmin, OrderLineInline, StatusChangeInline
 from orders.models import Order
 from payments.models import DeliveryStatus, PaymentAttempt, SimulatedDelivery, WebhookEvent
+from payments.providers.stripe import NAME as STRIPE
+from payments.providers.stripe import stripe_dashboard_url, stripe_references
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -96,8 +99,8 @@ class PaymentAttemptAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     inlines = [SimulatedDeliveryInline, WebhookEventInline]
     fields = (
-        "order_link", "amount", "currency", "provider", "provider_reference", "payment_method", "status",
-        "failure_code", "failure_reason", "refund_required", "refund_reason", "redirect_url",
+        "order_link", "amount", "currency", "provider", "provider_reference", "stripe_links", "payment_method",
+        "status", "failure_code", "failure_reason", "refund_required", "refund_reason", "redirect_url",
         "charge_requested_at", "charge_submitted_at", "completed_at", "created_at", "updated_at",
     )  # fmt: skip
     readonly_fields = fields
@@ -105,6 +108,23 @@ class PaymentAttemptAdmin(ReadOnlyAdmin):
     @admin.display(description="order", ordering="order_id")
     def order_link(self, obj: PaymentAttempt) -> str:
         return _order_link(obj.order_id)
+
+    @admin.display(description="Stripe references")
+    def stripe_links(self, obj: PaymentAttempt) -> str:
+        """Checkout Session, PaymentIntents, refunds and events, linked to the Stripe dashboard."""
+        if obj.provider != STRIPE:
+            return "—"
+        refs = stripe_references(attempt=obj)
+        groups = [
+            ("Checkout Session", refs.checkout_sessions),
+            ("PaymentIntent", refs.payment_intents),
+            ("Refund", refs.refunds),
+            ("Event", refs.events),
+        ]
+        rows = [(label, stripe_dashboard_url(i), i) for label, ids in groups for i in ids]
+        if not rows:
+            return "—"
+        return format_html_join(mark_safe("<br>"), '{}: <a href="{}" target="_blank" rel="noopener">{}</a>', rows)
 
 
 @admin.register(WebhookEvent)

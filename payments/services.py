@@ -143,6 +143,11 @@ def payment_attempt_create(
                 redirect_url="" if payment_method else provider.hosted_page_url(provider_reference=reference),
                 charge_requested_at=now if payment_method else None,
             )
+            # Provider hook (base.PaymentProvider.prepare): Stripe opens its Checkout Session
+            # here and returns its URL; the simulated provider returns "" (nothing changes).
+            if hosted_url := provider.prepare(attempt=attempt):
+                attempt.redirect_url = hosted_url
+                attempt.save(update_fields=["redirect_url", "updated_at"])
             outbox_record(event_type="payment.created", aggregate=attempt, payload=_payload(attempt))
             if payment_method:
                 _charge_on_commit(provider=provider, attempt=attempt)

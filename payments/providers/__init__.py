@@ -4,23 +4,19 @@
 default). The simulated provider is complete: a hosted payment page, an API path, and
 outcomes delivered as real Standard Webhooks HTTP requests from a Celery task.
 
-Adding Stripe (not built; this is where it goes)
-------------------------------------------------
-Write `payments/providers/stripe.py` with `class StripeProvider(PaymentProvider)` and add
-it to PROVIDERS below, then set PAYMENT_PROVIDER=stripe. What each method maps to:
-
-- new_reference(): nothing to mint locally; create the PaymentIntent in `prepare()`
-  instead and use its id (`pi_...`) as the provider reference.
-- validate_method(): accept Stripe PaymentMethod ids (`pm_...`).
-- hosted_page_url(): a Stripe Checkout Session URL (success/cancel URLs = the order page).
-- charge(): confirm the PaymentIntent with the method (idempotency key = the attempt id),
-  after commit, exactly as the simulated provider is called.
-- cancel(): cancel the PaymentIntent.
-- parse_webhook(): verify the `Stripe-Signature` header with `stripe.Webhook.construct_event`
-  (Stripe does not sign per Standard Webhooks) and map `payment_intent.processing`,
-  `payment_intent.succeeded` and `payment_intent.payment_failed` to ProviderEvent types
-  processing / succeeded / failed; the event id is the dedupe key (webhook_id).
-Everything after parse_webhook (dedupe, locking, state changes, refunds flagged) is
+Stripe (payments/providers/stripe.py, PAYMENT_PROVIDER=stripe)
+--------------------------------------------------------------
+- new_reference(): a shop-minted `shop_<hex>`, sent to Stripe as the Checkout Session's
+  client_reference_id and as metadata.shop_reference of the session and its PaymentIntent.
+- prepare(): opens the attempt's Checkout Session (idempotency key derived from the
+  reference); its URL is the attempt's redirect_url (hosted_page_url() has none before).
+- validate_method() / charge(): API clients may pass a PaymentMethod id (`pm_...`): a
+  PaymentIntent is created and confirmed after commit, with its own idempotency key.
+- cancel(): expires the open Checkout Session.
+- refund(): the Refund API seam (idempotency key from the caller), not wired to a flow yet.
+- Webhooks: POST /api/v1/webhooks/stripe/ (payments/stripe_api.py), Stripe-Signature
+  verified with STRIPE_WEBHOOK_SECRET; each provider keeps its own secret and endpoint.
+Everything after the event is mapped (dedupe, locking, state changes, refunds flagged) is
 provider-independent and lives in payments/services.py.
 """
 
@@ -31,6 +27,7 @@ from payments.providers.base import PaymentProvider
 
 PROVIDERS: dict[str, str] = {
     "simulated": "payments.providers.simulated.SimulatedProvider",
+    "stripe": "payments.providers.stripe.StripeProvider",
 }
 
 

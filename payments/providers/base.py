@@ -12,12 +12,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from common.errors import ApplicationError
+
+if TYPE_CHECKING:
+    from payments.models import PaymentAttempt
 
 
 class PaymentEventType(StrEnum):
@@ -86,6 +89,14 @@ class PaymentProvider(ABC):
     @abstractmethod
     def hosted_page_url(self, *, provider_reference: str) -> str:
         """Where to send a shopper to choose a method and pay ("" if there is none)."""
+
+    def prepare(self, *, attempt: "PaymentAttempt") -> str:
+        """Optional hook, called inside payment_attempt_create's transaction once the attempt
+        row exists: a provider that opens a hosted page per attempt (Stripe's Checkout
+        Session) opens it here and returns its URL, which becomes the attempt's
+        redirect_url. Raising an ApplicationError refuses the attempt (nothing is written).
+        The default does nothing and returns "" (keep what hosted_page_url gave)."""
+        return ""
 
     @abstractmethod
     def charge(self, *, attempt_id: int, payment_method: str) -> None:

@@ -95,5 +95,5 @@ def test_provider_registry_and_method_validation(settings):
     assert payment_provider().name == "simulated"
     with pytest.raises(ValidationFailed):
         payment_provider().validate_method("pm_card_unknown")
-    with pytest.raises(LookupError, match="stripe"):
-        payment_provider("stripe")
+    with pytest.raises(LookupError, match="paypal"):  # stripe is registered (payments/tests/test_stripe.py)
+        payment_provider("paypal")
