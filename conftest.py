@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 import redis
 from django.conf import settings
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from common.tests.factories import ProductFactory, StaffFactory, UserFactory
@@ -40,10 +40,15 @@ def product(db):
     return ProductFactory(on_hand=10)
 
 
+def api_token_for(user) -> str:
+    """A valid API key for `user` (what POST /api/v1/auth/token/ hands out)."""
+    _, key = AuthToken.objects.create(user=user)
+    return key
+
+
 def _token_client(user) -> APIClient:
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_for(user)}")
     return client
 
 

@@ -1,13 +1,15 @@
 from django.contrib.auth import authenticate
-from drf_spectacular.utils import extend_schema
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from knox.models import AuthToken
 from rest_framework import serializers
-from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.errors import ApplicationError, ErrorCode
+from common.openapi import api_errors
 from common.security import LOCKED_OUT_CODE, LOCKED_OUT_MESSAGE, lockout_retry_after_s
 
 
@@ -17,7 +19,8 @@ class TokenInput(serializers.Serializer):
 
 
 class TokenOutput(serializers.Serializer):
-    token = serializers.CharField()
+    token = serializers.CharField(help_text="Send as `Authorization: Token <token>`. Shown once; stored hashed.")
+    expiry = serializers.DateTimeField(help_text="When the token stops working (API_TOKEN_TTL after sign-in).")
 
 
 class TokenApi(APIView):
@@ -36,7 +39,19 @@ class TokenApi(APIView):
         username = request.data.get("username", "") if isinstance(request.data, dict) else ""
         return f"username:{str(username).strip().lower()}"
 
-    @extend_schema(request=TokenInput, responses=TokenOutput, operation_id="auth_token_create")
+    @extend_schema(
+        request=TokenInput,
+        responses={200: TokenOutput, **api_errors({401: ("not_authenticated",), 429: ("throttled", LOCKED_OUT_CODE)})},
+        operation_id="auth_token_create",
+        auth=[],  # anonymous: generated clients must not ask for a token to get one
+        summary="Sign in for an API token",
+        description="Exchange a username and password for an API token; send it as `Authorization: Token <key>`. "
+        "401 `not_authenticated` for wrong credentials; 429 `throttled` or `locked_out` (with Retry-After) "
+        "after too many attempts.",
+        examples=[
+            OpenApiExample("Shopper", value={"username": "shopper", "password": "shopper-pass"}, request_only=True)
+        ],
+    )
     def post(self, request: Request) -> Response:
         data = TokenInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -52,5 +67,33 @@ class TokenApi(APIView):
             raise ApplicationError(
                 "Unable to sign in with these credentials.", code=ErrorCode.NOT_AUTHENTICATED, status_code=401
             )
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+        AuthToken.objects.filter(user=user, expiry__lt=timezone.now()).delete()
+        instance, key = AuthToken.objects.create(user=user)
+        return Response(TokenOutput({"token": key, "expiry": instance.expiry}).data)
+
+
+class LogoutApi(APIView):
+    @extend_schema(
+        request=None,
+        responses={204: None},
+        operation_id="auth_logout",
+        summary="Revoke this token",
+        description="Revoke the token this request is signed with; it answers 401 from now on.",
+    )
+    def post(self, request: Request) -> Response:
+        if isinstance(request.auth, AuthToken):
+            request.auth.delete()
+        return Response(status=204)
+
+
+class LogoutAllApi(APIView):
+    @extend_schema(
+        request=None,
+        responses={204: None},
+        operation_id="auth_logout_all",
+        summary="Revoke every token of the user",
+        description="Revoke every API token of the signed-in user (every device); each answers 401 from now on.",
+    )
+    def post(self, request: Request) -> Response:
+        AuthToken.objects.filter(user_id=request.user.pk).delete()
+        return Response(status=204)

@@ -3,10 +3,12 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from common.auth_api import TokenApi
+from common.auth_api import LogoutAllApi, LogoutApi, TokenApi
 
 urlpatterns = [
     path("auth/token/", TokenApi.as_view(), name="api-token"),
+    path("auth/logout/", LogoutApi.as_view(), name="api-logout"),
+    path("auth/logout-all/", LogoutAllApi.as_view(), name="api-logout-all"),
     path("", include("inventory.urls_api")),
     path("", include("orders.urls_api")),
     path("", include("invoicing.urls_api")),

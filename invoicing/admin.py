@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -15,6 +15,7 @@ from django.utils.timesince import timesince
 from common.audit import audit_record
 from common.errors import ApplicationError
 from invoicing.charts import revenue_bar_chart
+from invoicing.exports import invoices_csv_response
 from invoicing.models import (
     BillingProfile,
     Invoice,
@@ -76,7 +77,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     search_fields = ("=number", "=order__id", "order__user__username")
     list_select_related = ("order",)
     date_hierarchy = "created_at"
-    actions = ["retry_now"]
+    actions = ["retry_now", "export_csv"]
     inlines = [InvoiceLineInline, InvoiceStatusChangeInline]
     readonly_fields = (
         "order", "series", "number", "status", "issued_at", "attempts", "last_error", "last_attempt_at",
@@ -132,6 +133,11 @@ class InvoiceAdmin(admin.ModelAdmin):
             f"Enqueued {len(pending)} pending invoice(s); skipped {skipped} already numbered.",
             messages.SUCCESS if pending else messages.WARNING,
         )
+
+    @admin.action(description="Export selected invoices to CSV (accounting)")
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> HttpResponseBase:
+        """The same RFC 4180 CSV as GET /api/v1/invoices/export.csv, for the selection."""
+        return invoices_csv_response(invoices=queryset.order_by("series", "number", "created_at", "id"))
 
     def get_urls(self):  # type: ignore[no-untyped-def]
         custom = [

@@ -2,6 +2,7 @@ from django.urls import path
 
 from invoicing.api import (
     InvoiceDetailApi,
+    InvoiceExportApi,
     InvoiceListApi,
     InvoicePaymentLinkApi,
     InvoicePdfApi,
@@ -13,6 +14,7 @@ from invoicing.api import (
 urlpatterns = [
     path("orders/<int:order_id>/invoice/", OrderInvoiceApi.as_view(), name="api-order-invoice"),
     path("invoices/", InvoiceListApi.as_view(), name="api-invoices"),
+    path("invoices/export.csv", InvoiceExportApi.as_view(), name="api-invoices-export"),
     path("invoices/<int:invoice_id>/", InvoiceDetailApi.as_view(), name="api-invoice"),
     path("invoices/<int:invoice_id>/pdf/", InvoicePdfApi.as_view(), name="api-invoice-pdf"),
     path("invoices/<int:invoice_id>/void/", InvoiceVoidApi.as_view(), name="api-invoice-void"),

@@ -1,7 +1,11 @@
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib.auth.models import User
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from django.db.models import QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -9,8 +13,10 @@ from rest_framework.views import APIView
 from common.api import Pagination
 from common.audit import audit_record
 from common.idempotency import idempotent
+from common.openapi import api_errors, idempotency_key_header
 from common.permissions import HasModelPermission
-from orders.models import DraftOrder
+from orders.filters import OrderFilter
+from orders.models import DraftOrder, Order
 from orders.selectors import (
     cart_for_request,
     cart_view,
@@ -32,18 +38,16 @@ from orders.serializers import (
 from orders.services import (
     DraftLineSpec,
     cart_add_item,
+    cart_clear,
     cart_remove_line,
     cart_update_line,
     checkout_place_order,
     draft_order_create,
 )
 
-IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key",
-    str,
-    OpenApiParameter.HEADER,
-    required=True,
-    description="Unique per logical request; a retry with the same key replays the first response.",
+IDEMPOTENCY_HEADER = idempotency_key_header(
+    "Unique per logical checkout; a retry with the same key replays the first response "
+    "(header `Idempotent-Replayed: true`)."
 )
 
 
@@ -54,13 +58,40 @@ def _cart_response(request: Request, status: int = 200) -> Response:
 
 
 class CartApi(APIView):
-    @extend_schema(responses=CartOutput, operation_id="cart_retrieve")
+    @extend_schema(
+        responses=CartOutput,
+        operation_id="cart_retrieve",
+        summary="Read the cart",
+        description="The signed-in shopper's cart: lines with current prices and the totals checkout would charge.",
+    )
     def get(self, request: Request) -> Response:
         return _cart_response(request)
 
+    @extend_schema(
+        responses={204: None},
+        operation_id="cart_clear",
+        summary="Empty the cart",
+        description="Remove every line of the cart (nothing is reserved by a cart). Answers 204, also when "
+        "the cart was already empty.",
+    )
+    def delete(self, request: Request) -> Response:
+        cart = cart_for_request(request=request)
+        assert cart is not None
+        cart_clear(cart=cart)
+        return Response(status=204)
+
 
 class CartItemsApi(APIView):
-    @extend_schema(request=CartItemInput, responses={201: CartOutput}, operation_id="cart_items_create")
+    @extend_schema(
+        request=CartItemInput,
+        responses={201: CartOutput, **api_errors({404: ("not_found",), 409: ("insufficient_stock",)})},
+        operation_id="cart_items_create",
+        summary="Add a product to the cart",
+        description="Add `quantity` units of `sku` (added to the line if the product is already in the cart) "
+        "and answer the cart. 404 `not_found` for an unknown SKU; 409 `insufficient_stock` when fewer units are "
+        "available; 400 `validation_error` for a quantity out of 1..CART_MAX_QUANTITY.",
+        examples=[OpenApiExample("Two units", value={"sku": "MUG-001", "quantity": 2}, request_only=True)],
+    )
     def post(self, request: Request) -> Response:
         data = CartItemInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -71,7 +102,15 @@ class CartItemsApi(APIView):
 
 
 class CartItemApi(APIView):
-    @extend_schema(request=CartQuantityInput, responses=CartOutput, operation_id="cart_items_update")
+    @extend_schema(
+        request=CartQuantityInput,
+        responses={200: CartOutput, **api_errors({409: ("insufficient_stock",)})},
+        operation_id="cart_items_update",
+        summary="Change a cart line's quantity",
+        description="Set the quantity of one line of the cart and answer the cart. 404 `not_found` when the "
+        "line is not in your cart; 409 `insufficient_stock` when fewer units are available.",
+        examples=[OpenApiExample("Three units", value={"quantity": 3}, request_only=True)],
+    )
     def patch(self, request: Request, line_id: int) -> Response:
         data = CartQuantityInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -80,7 +119,12 @@ class CartItemApi(APIView):
         cart_update_line(cart=cart, line_id=line_id, quantity=data.validated_data["quantity"])
         return _cart_response(request)
 
-    @extend_schema(responses={204: None}, operation_id="cart_items_delete")
+    @extend_schema(
+        responses={204: None},
+        operation_id="cart_items_delete",
+        summary="Remove a cart line",
+        description="Remove one line from the cart; 404 `not_found` when it is not in your cart.",
+    )
     def delete(self, request: Request, line_id: int) -> Response:
         cart = cart_for_request(request=request)
         assert cart is not None
@@ -93,11 +137,31 @@ class CheckoutApi(APIView):
 
     @extend_schema(
         request=CheckoutInput,
-        responses={201: OrderOutput},
+        responses={201: OrderOutput, **api_errors({400: ("cart_empty",), 409: ("insufficient_stock",)})},
         parameters=[IDEMPOTENCY_HEADER],
         operation_id="checkout_create",
-        description="Cart -> order awaiting payment, holding stock for 15 minutes. "
-        "409 insufficient_stock names the short SKUs; nothing is then reserved.",
+        summary="Check out the cart",
+        description="Cart -> order awaiting payment (`pending_payment`), holding its stock for RESERVATION_TTL "
+        "(15 minutes). 400 `cart_empty`; 409 `insufficient_stock` names the short SKUs in `details` and "
+        "nothing is then reserved. Requires `Idempotency-Key`: a retry with the same key and body replays the "
+        "first answer, the same key with another body is 422 `idempotency_mismatch`, the same key while the "
+        "first request runs is 409 `idempotency_in_progress`.",
+        examples=[
+            OpenApiExample(
+                "Checkout",
+                value={
+                    "shipping_address": {
+                        "name": "Ada Shopper",
+                        "line1": "1 Test Street",
+                        "city": "Paris",
+                        "postal_code": "75001",
+                        "country": "FR",
+                    },
+                    "coupon": "WELCOME10",
+                },
+                request_only=True,
+            )
+        ],
     )
     @idempotent(scope="checkout")
     def post(self, request: Request) -> Response:
@@ -111,23 +175,39 @@ class CheckoutApi(APIView):
         return Response(OrderOutput(order).data, status=201)
 
 
-class OrderListApi(APIView):
-    @extend_schema(responses=OrderOutput(many=True), operation_id="orders_list")
-    def get(self, request: Request) -> Response:
-        paginator = Pagination()
-        page = paginator.paginate_queryset(orders_for_list(user=request.user), request, view=self)
-        return paginator.get_paginated_response(OrderOutput(page, many=True).data)
+class OrderListApi(ListAPIView):
+    serializer_class = OrderOutput
+    pagination_class = Pagination
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = OrderFilter
+
+    def get_queryset(self) -> QuerySet[Order]:
+        return orders_for_list(user=self.request.user)
+
+    @extend_schema(
+        operation_id="orders_list",
+        summary="List orders",
+        description="Your orders (staff: every order), newest first, paginated. Filter with `status`, "
+        "`created_after`, `created_before` (ISO 8601); sort with `ordering`. A malformed value is 400 "
+        "`validation_error` naming the parameter in `details`.",
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
 
 class OrderDetailApi(APIView):
-    @extend_schema(responses=OrderOutput, operation_id="orders_retrieve")
+    @extend_schema(
+        responses=OrderOutput,
+        operation_id="orders_retrieve",
+        summary="Read an order",
+        description="One order with lines, totals, status, payment status and invoice summary. 404 "
+        "`not_found` when it does not exist or is not yours.",
+    )
     def get(self, request: Request, order_id: int) -> Response:
         return Response(OrderOutput(order_get_for_user(user=request.user, order_id=order_id)).data)
 
 
 # --- Draft orders (staff billing) --------------------------------------------------------------
-
-_ERROR = OpenApiResponse(description='`{"error": {"code", "message", "details"}}`')
 
 
 def _draft_response(draft_id: int, status: int = 200) -> Response:
@@ -137,8 +217,14 @@ def _draft_response(draft_id: int, status: int = 200) -> Response:
 
 class DraftOrderListApi(APIView):
     permission_classes = [HasModelPermission.of("orders.add_draftorder")]
+    pagination_class = Pagination
 
-    @extend_schema(responses=DraftOrderOutput(many=True), operation_id="draft_orders_list")
+    @extend_schema(
+        responses=DraftOrderOutput(many=True),
+        operation_id="draft_orders_list",
+        summary="List draft orders",
+        description="Staff: draft orders (billing), newest first, paginated.",
+    )
     def get(self, request: Request) -> Response:
         paginator = Pagination()
         page = paginator.paginate_queryset(draft_orders_for_staff(), request, view=self)
@@ -147,8 +233,23 @@ class DraftOrderListApi(APIView):
 
     @extend_schema(
         request=DraftOrderInput,
-        responses={201: DraftOrderOutput, 400: _ERROR},
+        responses={201: DraftOrderOutput, **api_errors({400: ("validation_error",)})},
         operation_id="draft_orders_create",
+        summary="Create a draft order",
+        examples=[
+            OpenApiExample(
+                "Catalog and free-text lines",
+                value={
+                    "customer": "shopper",
+                    "lines": [
+                        {"sku": "MUG-001", "quantity": 2},
+                        {"description": "Setup fee", "quantity": 1, "unit_price": "25.00", "tax_rate": "0.20"},
+                    ],
+                    "due_days": 14,
+                },
+                request_only=True,
+            )
+        ],
         description="Staff: a draft order for a customer with catalog lines `{sku, quantity}` or free text "
         "lines `{description, quantity, unit_price, tax_rate}`; returns its totals for review.",
     )
@@ -174,7 +275,12 @@ class DraftOrderListApi(APIView):
 class DraftOrderDetailApi(APIView):
     permission_classes = [HasModelPermission.of("orders.view_draftorder")]
 
-    @extend_schema(responses={200: DraftOrderOutput, 404: _ERROR}, operation_id="draft_orders_retrieve")
+    @extend_schema(
+        responses=DraftOrderOutput,
+        operation_id="draft_orders_retrieve",
+        summary="Read a draft order",
+        description="Staff: one draft order with its lines and totals; 404 `not_found`.",
+    )
     def get(self, request: Request, draft_id: int) -> Response:
         return _draft_response(draft_id)
 
@@ -186,8 +292,12 @@ class DraftOrderFinalizeApi(APIView):
 
     @extend_schema(
         request=None,
-        responses={200: DraftOrderOutput, 400: _ERROR, 404: _ERROR, 409: _ERROR},
+        responses={
+            200: DraftOrderOutput,
+            **api_errors({400: ("validation_error",), 409: ("insufficient_stock", "illegal_transition")}),
+        },
         operation_id="draft_orders_finalize",
+        summary="Finalize a draft order",
         description="Staff: reserve stock for the catalog lines (held until paid or void, no expiry), place the "
         "order (`pending_payment` until paid in full) and create its invoice, which the numbering worker "
         "issues. 409 `insufficient_stock` names the short SKUs (nothing reserved); 409 `illegal_transition` "

@@ -1,7 +1,7 @@
 import logging
 
 from django.contrib.auth.models import User
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -11,9 +11,11 @@ from rest_framework.views import APIView
 
 from common.idempotency import idempotent
 from common.metrics import metrics_webhook
+from common.openapi import api_errors, idempotency_key_header
 from orders.selectors import order_get_for_user
 from payments.providers import payment_provider
 from payments.providers.base import WebhookPayloadInvalid, WebhookSignatureInvalid
+from payments.providers.simulated import NAME as SIMULATED
 from payments.selectors import payment_attempts_for_order
 from payments.serializers import PaymentAttemptOutput, PaymentCreateInput
 from payments.services import (
@@ -26,12 +28,9 @@ from payments.services import (
 
 logger = logging.getLogger(__name__)
 
-IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key",
-    str,
-    OpenApiParameter.HEADER,
-    required=True,
-    description="Unique per logical payment; a retry with the same key replays the first response.",
+IDEMPOTENCY_HEADER = idempotency_key_header(
+    "Unique per logical payment; a retry with the same key replays the first response "
+    "(header `Idempotent-Replayed: true`)."
 )
 
 
@@ -43,7 +42,13 @@ class OrderPaymentsApi(APIView):
     def get_throttles(self) -> list[BaseThrottle]:
         return super().get_throttles() if self.request.method == "POST" else []  # reads are not limited
 
-    @extend_schema(responses=PaymentAttemptOutput(many=True), operation_id="orders_payments_list")
+    @extend_schema(
+        responses=PaymentAttemptOutput(many=True),
+        operation_id="orders_payments_list",
+        summary="List an order's payment attempts",
+        description="Every payment attempt of one order, oldest first (not paginated: a handful per order). "
+        "404 `not_found` when the order does not exist or is not yours.",
+    )
     def get(self, request: Request, order_id: int) -> Response:
         order = order_get_for_user(user=request.user, order_id=order_id)
         attempts = payment_attempts_for_order(order_id=order.pk)
@@ -51,11 +56,18 @@ class OrderPaymentsApi(APIView):
 
     @extend_schema(
         request=PaymentCreateInput,
-        responses={201: PaymentAttemptOutput},
+        responses={
+            201: PaymentAttemptOutput,
+            **api_errors({409: ("illegal_transition", "payment_in_progress", "reservation_expired")}),
+        },
         parameters=[IDEMPOTENCY_HEADER],
         operation_id="orders_payments_create",
-        description="Start paying an order awaiting payment. 409 illegal_transition if it is not awaiting "
-        "payment, 409 payment_in_progress while another attempt is processing, 409 reservation_expired.",
+        summary="Pay an order",
+        description="Start paying an order awaiting payment; the attempt is `processing` until the provider's "
+        "webhook settles it (poll the order or its invoice). 409 `illegal_transition` if it is not awaiting "
+        "payment, 409 `payment_in_progress` while another attempt is processing, 409 `reservation_expired`. "
+        "Requires `Idempotency-Key` (replay, 422 `idempotency_mismatch`, 409 `idempotency_in_progress`).",
+        examples=[OpenApiExample("Card", value={"payment_method": "pm_card_success"}, request_only=True)],
     )
     @idempotent(scope="payment")
     def post(self, request: Request, order_id: int) -> Response:
@@ -88,11 +100,20 @@ class PaymentWebhookApi(APIView):
 
     @extend_schema(
         request=None,
-        responses={200: WebhookAck, 400: OpenApiResponse(description="Bad, missing or stale signature; bad event")},
+        responses={
+            200: WebhookAck,
+            **api_errors({400: ("webhook_signature_invalid", "webhook_payload_invalid")}),
+        },
         operation_id="webhooks_payments_receive",
+        summary="Receive a provider webhook",
+        description="For the payment provider: a Standard Webhooks signed event (`webhook-id`, "
+        "`webhook-timestamp`, `webhook-signature`). A bad, missing or stale signature is 400 and nothing is "
+        "stored; a duplicate `webhook-id` answers 200 and changes nothing.",
     )
     def post(self, request: Request) -> Response:
-        provider = payment_provider()
+        # This endpoint speaks Standard Webhooks, the simulated provider's scheme, whatever
+        # PAYMENT_PROVIDER is; Stripe has its own (payments/stripe_api.py).
+        provider = payment_provider(SIMULATED)
         try:
             event = provider.parse_webhook(body=request.body, headers=request.headers)
         except (WebhookSignatureInvalid, WebhookPayloadInvalid) as exc:

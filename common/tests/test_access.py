@@ -33,12 +33,15 @@ class Rule:
 
 ACCESS: dict[str, Rule] = {
     "api-token": Rule(PUBLIC, ("post",)),
+    "api-logout": Rule(CUSTOMER, ("post",)),
+    "api-logout-all": Rule(CUSTOMER, ("post",)),
     "api-products": Rule(PUBLIC, ("get",)),
     "api-product": Rule(PUBLIC, ("get",)),
     "api-schema": Rule(PUBLIC, ("get",)),
     "api-docs": Rule(PUBLIC, ("get",)),
     "api-webhooks-payments": Rule(PUBLIC, ("post",)),
-    "api-cart": Rule(CUSTOMER, ("get",)),
+    "api-webhooks-stripe": Rule(PUBLIC, ("post",)),  # Stripe-Signature is the authentication
+    "api-cart": Rule(CUSTOMER, ("get", "delete")),
     "api-cart-items": Rule(CUSTOMER, ("post",)),
     "api-cart-item": Rule(OWNER, ("patch", "delete")),
     "api-checkout": Rule(CUSTOMER, ("post",)),
@@ -52,6 +55,7 @@ ACCESS: dict[str, Rule] = {
     "api-invoice-void": Rule(STAFF, ("post",)),
     "api-invoice-payment-link": Rule(STAFF, ("post",)),
     "api-invoice-send": Rule(STAFF, ("post",)),
+    "api-invoices-export": Rule(STAFF, ("get",)),
     "api-draft-orders": Rule(STAFF, ("get", "post")),
     "api-draft-order": Rule(STAFF, ("get",)),
     "api-draft-order-finalize": Rule(STAFF, ("post",)),

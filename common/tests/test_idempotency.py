@@ -9,7 +9,6 @@ import time_machine
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.db import SessionStore
 from django.test import RequestFactory
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from common.idempotency import idempotency_fingerprint, idempotency_keys_purge, idempotency_owner
@@ -17,6 +16,7 @@ from common.models import IdempotencyKey
 from common.tasks import purge_idempotency_keys
 from common.tests.factories import ProductFactory, UserFactory
 from common.tests.helpers import ADDRESS, run_in_threads
+from conftest import api_token_for
 from inventory.models import Stock
 from orders.models import Order
 from orders.services import cart_add_item, cart_get_or_create
@@ -183,7 +183,7 @@ def test_a_validation_error_is_not_stored_so_a_corrected_retry_runs(shopper_clie
 def test_concurrent_requests_with_one_key_place_one_order():
     user = UserFactory()
     _fill_cart(user)
-    token = Token.objects.create(user=user).key
+    token = api_token_for(user)
 
     def checkout(_: int) -> tuple[int, str, int | None]:
         client = APIClient()

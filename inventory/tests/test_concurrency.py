@@ -8,11 +8,11 @@ from collections import Counter
 
 import pytest
 from django.db.models import Sum
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from common.tests.factories import ProductFactory, UserFactory
 from common.tests.helpers import ADDRESS, run_in_threads
+from conftest import api_token_for
 from inventory.models import Reservation, ReservationStatus, Stock
 from inventory.services import InsufficientStock
 from orders.models import CartLine, Order
@@ -73,7 +73,7 @@ def test_fifty_concurrent_checkouts_never_oversell_ten_units():
 def test_fifty_concurrent_api_checkouts_get_201_or_409_insufficient_stock():
     product = ProductFactory(on_hand=UNITS)
     users = _shoppers_with_carts(*[[(product, 1)]] * SHOPPERS)
-    tokens = [Token.objects.create(user=user).key for user in users]
+    tokens = [api_token_for(user) for user in users]
 
     def checkout(i: int) -> tuple[int, str]:
         client = APIClient()

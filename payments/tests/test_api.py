@@ -6,12 +6,12 @@ from collections import Counter
 
 import pytest
 from django.db import connection
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from common.models import IdempotencyKey
 from common.tests.factories import ProductFactory, UserFactory
 from common.tests.helpers import place_order, run_in_threads
+from conftest import api_token_for
 from flows.order_paid import order_place_paid
 from outbox.models import OutboxEvent
 from payments.models import PaymentAttempt, PaymentStatus
@@ -178,7 +178,7 @@ def _client(token: str) -> APIClient:
 def test_twenty_concurrent_requests_with_one_key_make_one_attempt():
     user = UserFactory()
     order = place_order(user=user, product=ProductFactory(on_hand=5))
-    token = Token.objects.create(user=user).key
+    token = api_token_for(user)
 
     def pay(_: int):
         response = _post(_client(token), order, key="same-key")
@@ -204,7 +204,7 @@ def test_twenty_concurrent_requests_with_one_key_make_one_attempt():
 def test_twenty_concurrent_requests_with_different_keys_make_at_most_one_processing_attempt():
     user = UserFactory()
     order = place_order(user=user, product=ProductFactory(on_hand=5))
-    token = Token.objects.create(user=user).key
+    token = api_token_for(user)
 
     def pay(i: int):
         response = _post(_client(token), order, key=f"key-{i}-{uuid.uuid4().hex}")

@@ -3,11 +3,11 @@ signed webhooks over real HTTP to the live server; the worker also numbers the i
 
 import pytest
 from django.db import connection
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from common.tests.factories import ProductFactory, UserFactory
 from common.tests.helpers import place_order, wait_until
+from conftest import api_token_for
 from inventory.models import Reservation, ReservationStatus, Stock
 from invoicing.models import Invoice, InvoiceStatus
 from orders.models import Order, OrderStatus
@@ -23,7 +23,7 @@ TIMEOUT_S = 30
 
 def _pay(order: Order, payment_method: str, key: str) -> PaymentAttempt:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=order.user)[0].key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_for(order.user)}")
     response = client.post(
         f"/api/v1/orders/{order.pk}/payments/",
         {"payment_method": payment_method},
