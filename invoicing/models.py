@@ -38,6 +38,8 @@ class Invoice(TimeStampedModel):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Retry state in the row (group-commit numbering): not due before this (null: due now).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
     # When numbering was last enqueued (creation, retry-now, sweeper): the sweeper's clock.
     enqueued_at = models.DateTimeField(default=timezone.now)
     currency = models.CharField(max_length=3)
@@ -64,7 +66,12 @@ class Invoice(TimeStampedModel):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "last_attempt_at"], name="invoice_status_attempt_idx")]
+        indexes = [
+            models.Index(fields=["status", "last_attempt_at"], name="invoice_status_attempt_idx"),
+            models.Index(
+                fields=["created_at", "id"], condition=Q(status="pending"), name="invoice_pending_due_idx"
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["series", "number"], name="invoice_number_unique_in_series"),
             # A number exactly when issued (or voided after issue): never a pending number.

@@ -21,6 +21,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from common.backoff import backoff_s
 from common.commit import on_commit_robust
 from common.errors import Conflict, IllegalTransition, NotFound, ValidationFailed
 from common.metrics import metrics_invoice_attempt, metrics_invoice_issued, metrics_invoice_simulated_failure
@@ -203,6 +204,103 @@ def invoice_assign_number(*, invoice_id: int, fault: FaultInjector | None = None
     metrics_invoice_attempt(outcome="issued")
     metrics_invoice_issued(series=invoice.series, placed_at=invoice.created_at, issued_at=invoice.issued_at)
     return invoice
+
+
+@dataclass(frozen=True)
+class NumberingBatch:
+    issued: list[int]
+    failed: list[int]  # the simulated fault: each keeps its retry time in `next_attempt_at`
+
+
+def invoice_fault_retry_s(*, attempts: int) -> float:
+    """Wait before retrying an invoice the simulated fault failed: short and capped (the
+    fault is random, waiting longer does not make it likelier to pass). Database trouble
+    backs off exponentially instead (invoicing.tasks.backoff_s)."""
+    return backoff_s(
+        retries=attempts - 1, base_s=settings.INVOICE_FAULT_RETRY_BASE_S, max_s=settings.INVOICE_FAULT_RETRY_MAX_S
+    )
+
+
+def invoices_number_due(
+    *, include_id: int | None = None, limit: int | None = None, fault: FaultInjector | None = None
+) -> NumberingBatch:
+    """Group commit: number the due pending invoices (and `include_id`, the invoice whose
+    retry timer fired) in ONE transaction, oldest first, each inside its own savepoint.
+
+    Due invoices are claimed with SKIP LOCKED (another batch's invoices are left to it). The
+    series row is locked by the first number taken and held to the end (the one hot lock,
+    taken once per batch instead of once per invoice). An invoice the simulated fault fails
+    rolls back to its savepoint, which gives its number back to the next invoice of the
+    batch, and records its attempt and next retry time in its row. Numbers stay exactly 1..N.
+    """
+    fault = fault or fault_from_settings()
+    limit = limit or settings.INVOICE_BATCH_SIZE
+    issued: list[int] = []
+    failed: list[int] = []
+    with transaction.atomic():
+        now = timezone.now()
+        due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+        if include_id is not None:
+            due |= Q(pk=include_id)
+        batch = list(
+            Invoice.objects.select_for_update(skip_locked=True)
+            .filter(due, status=InvoiceStatus.PENDING, number__isnull=True)
+            .order_by("created_at", "id")[:limit]
+        )
+        if include_id is not None and include_id not in {i.pk for i in batch}:
+            mine = (
+                Invoice.objects.select_for_update(skip_locked=True)
+                .filter(pk=include_id, status=InvoiceStatus.PENDING, number__isnull=True)
+                .first()
+            )
+            batch += [mine] if mine is not None else []
+        series = invoice_series_for(at=now)
+        for invoice in batch:
+            savepoint = transaction.savepoint()
+            try:
+                number = sequence_take_next(series=series)
+                fault.maybe_fail(invoice=invoice, number=number)
+                Invoice.objects.filter(pk=invoice.pk).update(
+                    series=series,
+                    number=number,
+                    status=InvoiceStatus.ISSUED,
+                    issued_at=now,
+                    attempts=F("attempts") + 1,
+                    last_attempt_at=now,
+                    next_attempt_at=None,
+                    last_error="",
+                    updated_at=now,
+                )
+                outbox_record(
+                    event_type="invoice.issued",
+                    aggregate=invoice,
+                    payload={
+                        "invoice_id": invoice.pk,
+                        "order_id": invoice.order_id,
+                        "series": series,
+                        "number": number,
+                    },
+                )
+                transaction.savepoint_commit(savepoint)
+            except InvoiceAttemptFailed as exc:
+                transaction.savepoint_rollback(savepoint)
+                metrics_invoice_attempt(outcome="failed")
+                attempts = invoice.attempts + 1
+                Invoice.objects.filter(pk=invoice.pk).update(
+                    attempts=attempts,
+                    last_error=str(exc)[:2000],
+                    last_attempt_at=now,
+                    next_attempt_at=now + timedelta(seconds=invoice_fault_retry_s(attempts=attempts)),
+                    updated_at=now,
+                )
+                failed.append(invoice.pk)
+                continue
+            issued.append(invoice.pk)
+            invoice_enqueue_pdf(invoice_id=invoice.pk)  # on commit; its own queue
+    for invoice in Invoice.objects.filter(pk__in=issued).only("series", "created_at", "issued_at"):
+        metrics_invoice_attempt(outcome="issued")
+        metrics_invoice_issued(series=invoice.series, placed_at=invoice.created_at, issued_at=invoice.issued_at)
+    return NumberingBatch(issued=issued, failed=failed)
 
 
 def invoice_record_failed_attempt(*, invoice_id: int, error: str) -> None:

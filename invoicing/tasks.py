@@ -8,14 +8,13 @@ from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from common.backoff import backoff_s as common_backoff_s
-from invoicing.models import Invoice
+from invoicing.models import Invoice, InvoiceStatus
 from invoicing.services import (
-    InvoiceAttemptFailed,
     InvoiceNotIssued,
-    invoice_assign_number,
     invoice_pdf_store,
     invoice_reminder_send,
     invoices_mark_overdue,
+    invoices_number_due,
     invoices_requeue_stale,
     sales_report_send,
 )
@@ -42,17 +41,29 @@ def backoff_s(retries: int) -> float:
     ignore_result=True,
 )
 def assign_invoice_number(self: Task, invoice_id: int) -> None:
-    """Number one invoice; retry forever on the simulated fault and transient DB errors."""
+    """The trigger of group-commit numbering: one batch numbers every due invoice, this one
+    included (invoices_number_due). Still pending afterwards (the simulated fault failed it,
+    or another worker's batch holds it): retry when its row says it is due. Database
+    trouble: exponential backoff up to INVOICE_RETRY_MAX_S. Retries forever."""
     try:
-        invoice_assign_number(invoice_id=invoice_id)
-    except Invoice.DoesNotExist:
-        logger.error("invoice %s does not exist; not retrying", invoice_id)
-    except (InvoiceAttemptFailed, OperationalError, InterfaceError) as exc:
+        invoices_number_due(include_id=invoice_id)
+    except (OperationalError, InterfaceError) as exc:
         countdown = backoff_s(self.request.retries)
-        logger.info(
-            "invoice %s attempt %s failed (%s); retrying in %.2fs", invoice_id, self.request.retries, exc, countdown
-        )
+        logger.warning("invoice %s: database unavailable (%s); retrying in %.2fs", invoice_id, exc, countdown)
         raise self.retry(exc=exc, countdown=countdown) from exc
+    row = Invoice.objects.filter(pk=invoice_id).values("status", "next_attempt_at", "last_error").first()
+    if row is None:
+        logger.error("invoice %s does not exist; not retrying", invoice_id)
+        return
+    if row["status"] != InvoiceStatus.PENDING:
+        return
+    due = row["next_attempt_at"]
+    countdown = max((due - timezone.now()).total_seconds(), 0.01) if due else settings.INVOICE_FAULT_RETRY_BASE_S
+    logger.info(
+        "invoice %s attempt %s failed (%s); retrying in %.2fs", invoice_id, self.request.retries, row["last_error"],
+        countdown,
+    )  # fmt: skip
+    raise self.retry(countdown=countdown)
 
 
 @shared_task(name="invoicing.sweep_pending", ignore_result=True)

@@ -275,6 +275,11 @@ INVOICE_RETRY_MAX_S = env.float("INVOICE_RETRY_MAX_S", default=30.0)
 # Pending invoices whose last attempt is older than this are re-enqueued by the sweeper.
 # Kept above INVOICE_RETRY_MAX_S so a live retry chain is not doubled.
 INVOICE_SWEEP_STALE_S = env.float("INVOICE_SWEEP_STALE_S", default=90.0)
+# Group commit: one worker transaction numbers up to this many due invoices (savepoint each).
+INVOICE_BATCH_SIZE = env.int("INVOICE_BATCH_SIZE", default=100)
+# Retry of an invoice the simulated fault failed: short and capped (the fault is random).
+INVOICE_FAULT_RETRY_BASE_S = env.float("INVOICE_FAULT_RETRY_BASE_S", default=0.05)
+INVOICE_FAULT_RETRY_MAX_S = env.float("INVOICE_FAULT_RETRY_MAX_S", default=1.0)
 
 OUTBOX_STREAM = env("OUTBOX_STREAM", default="outbox")
 OUTBOX_RELAY_BATCH = env.int("OUTBOX_RELAY_BATCH", default=100)

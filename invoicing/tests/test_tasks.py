@@ -69,8 +69,11 @@ def test_default_backoff_cap_stays_far_below_the_brokers_visibility_timeout():
 
 @pytest.mark.usefixtures("fast_backoff")
 def test_task_retries_the_fault_with_growing_backoff_until_it_succeeds(
-    django_capture_on_commit_callbacks, monkeypatch, caplog
+    django_capture_on_commit_callbacks, monkeypatch, caplog, settings
 ):
+    # The fault's own backoff (short and capped), kept in the invoice row between retries.
+    settings.INVOICE_FAULT_RETRY_BASE_S = 0.2
+    settings.INVOICE_FAULT_RETRY_MAX_S = 1.0
     invoice = _paid_invoice(django_capture_on_commit_callbacks)
     # Four draws under the rate (fail), then one above it (succeed).
     fault = FaultInjector(rate=0.5, rng=ScriptedRandom([0.1, 0.1, 0.1, 0.1, 0.9]))  # type: ignore[arg-type]

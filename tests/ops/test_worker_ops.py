@@ -100,7 +100,7 @@ def test_sigterm_while_an_invoice_waits_for_its_retry_loses_nothing(worker):
     for a worker killed with SIGKILL; no beat runs here, so it plays no part.)"""
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     broker.delete("celery", "unacked", "unacked_index")  # this run's broker: start from an empty queue
-    first = worker(INVOICE_FAILURE_RATE="1", INVOICE_RETRY_BASE_S="12", INVOICE_RETRY_MAX_S="12")
+    first = worker(INVOICE_FAILURE_RATE="1", INVOICE_FAULT_RETRY_BASE_S="12", INVOICE_FAULT_RETRY_MAX_S="12")
     order = place_order(user=UserFactory())
     order_place_paid(order_id=order.pk)  # commits: the numbering task is enqueued
     invoice = Invoice.objects.get(order=order)
