@@ -81,7 +81,8 @@ class InvoiceAdmin(admin.ModelAdmin):
     inlines = [InvoiceLineInline, InvoiceStatusChangeInline]
     readonly_fields = (
         "order", "series", "number", "status", "issued_at", "attempts", "last_error", "last_attempt_at",
-        "next_attempt_at", "enqueued_at", "currency", "subtotal", "discount", "shipping", "tax", "total", "created_at", "updated_at",
+        "next_attempt_at", "enqueued_at", "currency", "subtotal", "discount", "shipping", "tax", "total",
+        "created_at", "updated_at",
         # Invoices as documents: all read-only too (an issued invoice is never edited).
         "document_links", "payment_summary", "due_date_display", "tax_breakdown_display", "seller_details",
         "billing_details", "due_days", "allow_partial", "notes", "overdue_at", "reminder_sent_at", "voided_at",
