@@ -68,9 +68,7 @@ class Invoice(TimeStampedModel):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["status", "last_attempt_at"], name="invoice_status_attempt_idx"),
-            models.Index(
-                fields=["created_at", "id"], condition=Q(status="pending"), name="invoice_pending_due_idx"
-            ),
+            models.Index(fields=["created_at", "id"], condition=Q(status="pending"), name="invoice_pending_due_idx"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["series", "number"], name="invoice_number_unique_in_series"),
