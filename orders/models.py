@@ -53,19 +53,51 @@ _LINE = F("unit_price") * F("quantity")
 class OrderStatus(models.TextChoices):
     PENDING_PAYMENT = "pending_payment", "Pending payment"
     PAID = "paid", "Paid"
-    FULFILLED = "fulfilled", "Fulfilled"
+    PROCESSING = "processing", "Processing"
+    SHIPPED = "shipped", "Shipped"
+    DELIVERED = "delivered", "Delivered"
     CANCELLED = "cancelled", "Cancelled"
+    PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
     REFUNDED = "refunded", "Refunded"
 
 
 # The order state machine: every allowed move. Anything else is an IllegalTransition.
+# Refunds: a partial refund may follow any paid state and repeat (partially_refunded ->
+# partially_refunded records each one); the last refund makes it refunded. A paid order
+# cancelled by staff is refunded in full and ends cancelled (paid|processing -> cancelled).
+# Paid and not (partly) given back.
+PAID_STATES = frozenset({OrderStatus.PAID, OrderStatus.PROCESSING, OrderStatus.SHIPPED, OrderStatus.DELIVERED})
 ALLOWED_TRANSITIONS: dict[str, set[str]] = {
     OrderStatus.PENDING_PAYMENT: {OrderStatus.PAID, OrderStatus.CANCELLED},
-    OrderStatus.PAID: {OrderStatus.FULFILLED, OrderStatus.REFUNDED},
-    OrderStatus.FULFILLED: set(),
+    OrderStatus.PAID: {
+        OrderStatus.PROCESSING,
+        OrderStatus.SHIPPED,
+        OrderStatus.CANCELLED,
+        OrderStatus.PARTIALLY_REFUNDED,
+        OrderStatus.REFUNDED,
+    },
+    OrderStatus.PROCESSING: {
+        OrderStatus.SHIPPED,
+        OrderStatus.CANCELLED,
+        OrderStatus.PARTIALLY_REFUNDED,
+        OrderStatus.REFUNDED,
+    },
+    OrderStatus.SHIPPED: {OrderStatus.DELIVERED, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED},
+    OrderStatus.DELIVERED: {OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED},
+    # A partial refund before shipping (one item out of stock) does not stop the rest shipping.
+    OrderStatus.PARTIALLY_REFUNDED: {
+        OrderStatus.PROCESSING,
+        OrderStatus.SHIPPED,
+        OrderStatus.DELIVERED,
+        OrderStatus.PARTIALLY_REFUNDED,
+        OrderStatus.REFUNDED,
+        OrderStatus.CANCELLED,
+    },
     OrderStatus.CANCELLED: set(),
     OrderStatus.REFUNDED: set(),
 }
+# States in which money was taken and (part of it) may still be given back.
+REFUNDABLE_STATES = frozenset({*PAID_STATES, OrderStatus.PARTIALLY_REFUNDED})
 
 
 class Order(TimeStampedModel):
@@ -81,6 +113,11 @@ class Order(TimeStampedModel):
     shipping_address = models.JSONField(default=dict)
     reservation_expires_at = models.DateTimeField(null=True, blank=True)
     placed_at = models.DateTimeField(null=True, blank=True)
+    shipping_carrier = models.CharField(max_length=100, blank=True)
+    tracking_number = models.CharField(max_length=100, blank=True)
+    tracking_url = models.URLField(max_length=500, blank=True)
+    shipped_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -7,7 +7,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet, Sum
 from django.http import HttpRequest
 
-from orders.models import Cart, CartLine, DraftOrder, Order, OrderStatus
+from orders.models import PAID_STATES, Cart, CartLine, DraftOrder, Order, OrderStatus
 from orders.pricing import Totals, totals_compute
 
 
@@ -74,10 +74,14 @@ def order_get_for_user(*, user: User | AnonymousUser, order_id: int) -> Order:
 
 
 def order_payment_status(*, order: Order) -> str:
-    """unpaid | processing | failed | paid | refunded, from the order and its attempts."""
-    if order.status in (OrderStatus.PAID, OrderStatus.FULFILLED):
+    """unpaid | processing | failed | paid | partially_refunded | refunded, from the order
+    and its attempts."""
+    if order.status in PAID_STATES:
         return "paid"
-    if order.status == OrderStatus.REFUNDED:
+    if order.status in (OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED):
+        return str(order.status)
+    if order.status == OrderStatus.CANCELLED and order.payment_attempts.filter(status="succeeded").exists():
+        # Cancelled after payment (staff cancel of a paid order): refunded in full.
         return "refunded"
     latest = latest_payment_attempt_status(order=order)
     if order.status == OrderStatus.PENDING_PAYMENT and latest in ("processing", "failed"):

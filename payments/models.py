@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -92,6 +93,90 @@ class PaymentAttempt(TimeStampedModel):
         return self.status == PaymentStatus.PROCESSING and self.charge_requested_at is None
 
 
+class RefundStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+# Forward only: a refund's outcome arrives once; anything after a final state is ignored.
+REFUND_ALLOWED_TRANSITIONS: dict[str, set[str]] = {
+    RefundStatus.PENDING: {RefundStatus.SUCCEEDED, RefundStatus.FAILED},
+    RefundStatus.SUCCEEDED: set(),
+    RefundStatus.FAILED: set(),
+}
+
+
+class Refund(TimeStampedModel):
+    """Money given back through the provider, against one succeeded payment attempt.
+
+    Pending until the provider's webhook says succeeded or failed. The provider call is
+    durable: `submitted_at` is null until the provider accepted the request, and beat
+    resubmits pending refunds whose after-commit call was lost (like charge requests).
+    A refund without lines is an amount-only refund.
+    """
+
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="refunds")
+    attempt = models.ForeignKey(PaymentAttempt, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    reason = models.CharField(max_length=200)
+    restock = models.BooleanField(default=False)
+    status = models.CharField(max_length=12, choices=RefundStatus.choices, default=RefundStatus.PENDING)
+    provider = models.CharField(max_length=32, default="simulated")
+    provider_reference = models.CharField(max_length=64, unique=True)
+    # The provider's own id for the refund when it assigns one (Stripe's re_...).
+    provider_refund_id = models.CharField(max_length=100, blank=True)
+    failure_reason = models.CharField(max_length=200, blank=True)
+    # Staff cancelled a paid order: on success the order ends cancelled, not refunded.
+    cancels_order = models.BooleanField(default=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["status", "submitted_at"], name="refund_status_submitted_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+            models.CheckConstraint(condition=Q(status__in=RefundStatus.values), name="refund_status_valid"),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="refund_currency_iso"),
+            models.CheckConstraint(condition=~Q(reason=""), name="refund_has_reason"),
+            models.CheckConstraint(
+                condition=(Q(status="pending") & Q(succeeded_at__isnull=True) & Q(failed_at__isnull=True))
+                | (Q(status="succeeded") & Q(succeeded_at__isnull=False) & Q(failed_at__isnull=True))
+                | (Q(status="failed") & Q(succeeded_at__isnull=True) & Q(failed_at__isnull=False)),
+                name="refund_final_iff_completed",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Refund {self.provider_reference} {self.amount} {self.currency} {self.status}"
+
+
+class RefundLine(models.Model):
+    """Units of one order line given back (gross amount, tax included)."""
+
+    refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="lines")
+    order_line = models.ForeignKey("orders.OrderLine", on_delete=models.PROTECT, related_name="+")
+    quantity = models.PositiveIntegerField()
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="refund_line_quantity_positive"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="refund_line_amount_non_negative"),
+            models.UniqueConstraint(fields=["refund", "order_line"], name="refund_line_unique_order_line"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x line {self.order_line_id}"
+
+
 class WebhookEvent(models.Model):
     """Every verified provider event, once (webhook-id is unique): the dedupe record.
 
@@ -106,6 +191,9 @@ class WebhookEvent(models.Model):
     provider_reference = models.CharField(max_length=100, db_index=True)
     attempt = models.ForeignKey(
         PaymentAttempt, null=True, blank=True, on_delete=models.PROTECT, related_name="webhook_events"
+    )
+    refund = models.ForeignKey(
+        "payments.Refund", null=True, blank=True, on_delete=models.PROTECT, related_name="webhook_events"
     )
     payload = models.JSONField()
     signature_valid = models.BooleanField(default=True)
@@ -138,6 +226,10 @@ class SimulatedDelivery(models.Model):
     """
 
     attempt = models.ForeignKey(PaymentAttempt, on_delete=models.PROTECT, related_name="simulated_deliveries")
+    # Set for a refund's script (the attempt is then the refunded payment's).
+    refund = models.ForeignKey(
+        Refund, null=True, blank=True, on_delete=models.PROTECT, related_name="simulated_deliveries"
+    )
     script = models.CharField(max_length=32)
     step = models.PositiveSmallIntegerField()
     event_id = models.CharField(max_length=120)
@@ -157,7 +249,12 @@ class SimulatedDelivery(models.Model):
         ordering = ["attempt_id", "step"]
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="simdelivery_due_idx")]
         constraints = [
-            models.UniqueConstraint(fields=["attempt", "step"], name="simdelivery_attempt_step_unique"),
+            models.UniqueConstraint(
+                fields=["attempt", "step"], condition=Q(refund__isnull=True), name="simdelivery_attempt_step_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["refund", "step"], condition=Q(refund__isnull=False), name="simdelivery_refund_step_unique"
+            ),
             models.CheckConstraint(condition=Q(status__in=DeliveryStatus.values), name="simdelivery_status_valid"),
             models.CheckConstraint(
                 condition=Q(status="delivered", delivered_at__isnull=False)

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
-from orders.models import Order, OrderStatus
+from orders.models import PAID_STATES, Order, OrderStatus
 from payments.models import DeliveryStatus, PaymentAttempt, PaymentStatus, SimulatedDelivery
 
 
@@ -21,7 +21,7 @@ def payment_attempt_by_reference(*, provider: str, provider_reference: str) -> P
 @dataclass(frozen=True)
 class PaymentSummary:
     """What the order page says about payment. `state` is one of: unpaid, awaiting_customer,
-    processing, failed, paid, cancelled, refunded."""
+    processing, failed, paid, cancelled, partially_refunded, refunded."""
 
     state: str
     label: str
@@ -42,11 +42,17 @@ def payment_summary_for_order(*, order: Order) -> PaymentSummary:
     latest = attempts[0] if attempts else None
     refund_pending = any(a.refund_required for a in attempts)
     holds = order.reservation_expires_at is None or order.reservation_expires_at > timezone.now()
-    if order.status in (OrderStatus.PAID, OrderStatus.FULFILLED):
+    if order.status in PAID_STATES:
         paid_by = next((a for a in attempts if a.status == PaymentStatus.SUCCEEDED and not a.refund_required), None)
         return PaymentSummary("paid", "Paid", paid_by, False, refund_pending)
+    if order.status == OrderStatus.PARTIALLY_REFUNDED:
+        return PaymentSummary("partially_refunded", "Partially refunded", latest, False, refund_pending)
     if order.status == OrderStatus.REFUNDED:
         return PaymentSummary("refunded", "Refunded", latest, False, refund_pending)
+    if order.status == OrderStatus.CANCELLED and any(
+        a.status == PaymentStatus.SUCCEEDED and not a.refund_required for a in attempts
+    ):
+        return PaymentSummary("refunded", "Refunded (order cancelled)", latest, False, refund_pending)
     if order.status == OrderStatus.CANCELLED:
         return PaymentSummary("cancelled", "Not paid (order cancelled)", latest, False, refund_pending)
     if latest is None:
