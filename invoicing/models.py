@@ -3,7 +3,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from common.models import TimeStampedModel
@@ -233,3 +233,119 @@ class InvoiceLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity} x {self.description}"
+
+
+# --- Credit notes ------------------------------------------------------------------------------
+
+
+class CreditNoteStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ISSUED = "issued", "Issued"
+
+
+class CreditNote(TimeStampedModel):
+    """The document that corrects an issued invoice for a succeeded refund (an invoice is
+    never edited). One per refund; numbered in its own gapless series (CREDIT_NOTE_SERIES,
+    "CN") by the same group-commit worker as invoices (invoicing.services.NUMBERED_KINDS).
+    Its content is snapshotted at creation and never edited afterwards."""
+
+    refund = models.OneToOneField("payments.Refund", on_delete=models.PROTECT, related_name="credit_note")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="credit_notes")
+    series = models.CharField(max_length=32)
+    number = models.PositiveBigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=CreditNoteStatus.choices, default=CreditNoteStatus.PENDING)
+    issued_at = models.DateTimeField(null=True, blank=True)
+    # Numbering retry state, as on Invoice.
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(default=timezone.now)
+    currency = models.CharField(max_length=3)
+    # Amounts credited (positive numbers): total = subtotal + tax = the refund's amount.
+    subtotal = models.DecimalField(max_digits=12, decimal_places=2)
+    tax = models.DecimalField(max_digits=12, decimal_places=2)
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    reason = models.CharField(max_length=200, blank=True)
+    seller_details = models.JSONField(default=dict, blank=True)
+    billing_details = models.JSONField(default=dict, blank=True)
+    # [{"rate": "0.2000", "net": "10.00", "tax": "2.00"}, ...] as on Invoice.
+    tax_breakdown = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["created_at", "id"], condition=Q(status="pending"), name="credit_note_pending_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["series", "number"], name="credit_note_number_unique_in_series"),
+            models.CheckConstraint(
+                condition=(Q(status="pending") & Q(number__isnull=True) & Q(issued_at__isnull=True))
+                | (Q(status="issued") & Q(number__isnull=False) & Q(issued_at__isnull=False)),
+                name="credit_note_number_iff_issued",
+            ),
+            models.CheckConstraint(
+                condition=Q(number__isnull=True) | Q(number__gte=1), name="credit_note_number_positive"
+            ),
+            models.CheckConstraint(condition=Q(total__gt=0), name="credit_note_total_positive"),
+            models.CheckConstraint(condition=Q(total=F("subtotal") + F("tax")), name="credit_note_total_adds_up"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_number
+
+    @property
+    def display_number(self) -> str:
+        return self.number_display or "Pending"
+
+    @property
+    def number_display(self) -> str | None:
+        """ "CN-3" once numbered: page, list, PDF and API."""
+        return f"{self.series}-{self.number}" if self.number is not None else None
+
+    @property
+    def issue_date(self) -> date | None:
+        return self.issued_at.date() if self.issued_at else None
+
+    @property
+    def tax_rows(self) -> list[dict[str, Decimal]]:
+        return [{k: Decimal(v) for k, v in row.items()} for row in self.tax_breakdown]
+
+
+class CreditNoteLine(models.Model):
+    """A credited line: what was refunded of an order line (quantity, gross amount), or for
+    an amount-only refund one line per tax rate of the invoice (quantity 1)."""
+
+    credit_note = models.ForeignKey(CreditNote, on_delete=models.CASCADE, related_name="lines")
+    sku = models.CharField(max_length=64, blank=True)
+    description = models.CharField(max_length=200)
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)  # net, as on the invoice
+    tax_rate = models.DecimalField(max_digits=5, decimal_places=4)
+    line_total = models.DecimalField(max_digits=12, decimal_places=2)  # net credited
+    amount = models.DecimalField(max_digits=12, decimal_places=2)  # gross credited, tax included
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="credit_note_line_quantity_positive"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="credit_note_line_amount_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.description}"
+
+
+class CreditNoteDocument(models.Model):
+    """The rendered PDF of an issued credit note, stored like InvoiceDocument."""
+
+    credit_note = models.OneToOneField(CreditNote, on_delete=models.CASCADE, primary_key=True, related_name="document")
+    pdf = models.BinaryField()
+    fingerprint = models.CharField(max_length=100)
+    page_count = models.PositiveIntegerField()
+    size = models.PositiveIntegerField()
+    rendered_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"PDF of credit note {self.credit_note_id} ({self.size} bytes)"

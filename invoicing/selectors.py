@@ -11,7 +11,7 @@ from django.db.models import Count, DecimalField, Max, Min, OuterRef, QuerySet, 
 from django.db.models.functions import Coalesce, TruncDate
 
 from common.money import ZERO, money_round
-from invoicing.models import Invoice, InvoiceStatus
+from invoicing.models import CreditNote, Invoice, InvoiceStatus
 from orders.models import Order, OrderLine, OrderStatus
 from outbox.models import OutboxEvent
 from payments.models import PaymentAttempt, PaymentStatus
@@ -114,33 +114,48 @@ def invoice_events(*, invoice: Invoice, limit: int = 20) -> list[OutboxEvent]:
     )
 
 
+def document_kind_of_series(series: str) -> str:
+    """ "credit_note" for CREDIT_NOTE_SERIES (and its yearly "CN-2026"), else "invoice"."""
+    base = settings.CREDIT_NOTE_SERIES
+    return "credit_note" if series == base or series.startswith(f"{base}-") else "invoice"
+
+
+_NUMBERED_TABLES = (("invoice", "invoicing_invoice"), ("credit_note", "invoicing_creditnote"))
+
+
 def invoice_gap_audit() -> list[dict[str, object]]:
-    """Per series: count, max, duplicated numbers and missing ranges, computed by SQL
-    (window functions) so "no gaps" is only said when the database proves it."""
+    """Per series of both numbered documents (invoices, credit notes): count, max, duplicated
+    numbers and missing ranges, computed by SQL (window functions) so "no gaps" is only said
+    when the database proves it. document_kind_of_series tells which document a series numbers."""
     from django.db import connection
 
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT series, COUNT(*), COUNT(DISTINCT number), MIN(number), MAX(number) "
-            "FROM invoicing_invoice WHERE number IS NOT NULL GROUP BY series ORDER BY series"
-        )
-        summaries = cursor.fetchall()
-        cursor.execute(
-            "SELECT series, prev + 1, number - 1 FROM ("
-            "  SELECT series, number, LAG(number, 1, 0) OVER (PARTITION BY series ORDER BY number) AS prev"
-            "  FROM invoicing_invoice WHERE number IS NOT NULL"
-            ") t WHERE number - prev > 1 ORDER BY series, prev"
-        )
-        gaps = cursor.fetchall()
-        cursor.execute(
-            "SELECT series, number, COUNT(*) FROM invoicing_invoice WHERE number IS NOT NULL "
-            "GROUP BY series, number HAVING COUNT(*) > 1 ORDER BY series, number"
-        )
-        duplicates = cursor.fetchall()
     from invoicing.models import InvoiceSequence
 
+    summaries: list[tuple[Any, ...]] = []
+    gaps: list[tuple[Any, ...]] = []
+    duplicates: list[tuple[Any, ...]] = []
+    with connection.cursor() as cursor:
+        for kind, table in _NUMBERED_TABLES:  # constant table names, no user input
+            cursor.execute(
+                f"SELECT series, COUNT(*), COUNT(DISTINCT number), MIN(number), MAX(number) "  # noqa: S608
+                f"FROM {table} WHERE number IS NOT NULL GROUP BY series ORDER BY series"
+            )
+            summaries += [(kind, *row) for row in cursor.fetchall()]
+            cursor.execute(
+                f"SELECT series, prev + 1, number - 1 FROM ("  # noqa: S608
+                f"  SELECT series, number, LAG(number, 1, 0) OVER (PARTITION BY series ORDER BY number) AS prev"
+                f"  FROM {table} WHERE number IS NOT NULL"
+                f") t WHERE number - prev > 1 ORDER BY series, prev"
+            )
+            gaps += cursor.fetchall()
+            cursor.execute(
+                f"SELECT series, number, COUNT(*) FROM {table} WHERE number IS NOT NULL "  # noqa: S608
+                f"GROUP BY series, number HAVING COUNT(*) > 1 ORDER BY series, number"
+            )
+            duplicates += cursor.fetchall()
+
     next_values = dict(InvoiceSequence.objects.values_list("series", "next_value"))
-    by_series = {series: rest for series, *rest in summaries}
+    by_series = {series: rest for _, series, *rest in summaries}
     for series, next_value in next_values.items():  # a series may have lost every number it took
         if series not in by_series and next_value > 1:
             by_series[series] = [0, 0, None, None]
@@ -410,3 +425,62 @@ def invoice_export_rows(*, invoices: QuerySet[Invoice]) -> Iterator[list[str]]:
             f"{invoice_amount_due(invoice=invoice):.2f}",
             str(invoice.order_id),
         ]
+
+
+# --- Credit notes ------------------------------------------------------------------------------
+
+
+def credit_notes_visible_to(user: User | AnonymousUser) -> QuerySet[CreditNote]:
+    """Staff with the view permission (view_creditnote, or view_invoice: whoever sees every
+    invoice sees what corrects it) see every credit note; anyone else those of their orders."""
+    if not user.is_authenticated:
+        return CreditNote.objects.none()
+    qs = CreditNote.objects.select_related("invoice", "order").prefetch_related("lines")
+    staff = user.is_staff and (user.has_perm("invoicing.view_creditnote") or user.has_perm("invoicing.view_invoice"))
+    return qs if staff else qs.filter(order__user=user)
+
+
+def credit_note_get_for_user(*, user: User | AnonymousUser, credit_note_id: int) -> CreditNote:
+    """CreditNote.DoesNotExist when it does not exist or is not `user`'s (the API's 404)."""
+    return credit_notes_visible_to(user).get(pk=credit_note_id)
+
+
+def invoice_credit_notes(*, invoice: Invoice) -> list[CreditNote]:
+    """The invoice's credit notes, oldest first (prefetched `credit_notes` are used)."""
+    return sorted(invoice.credit_notes.all(), key=lambda note: (note.created_at, note.pk))
+
+
+def invoice_amount_refunded(*, invoice: Invoice) -> Decimal:
+    """What the invoice's credit notes give back (pending ones included: the refund succeeded,
+    only their number is still to come)."""
+    total = sum((note.total for note in invoice_credit_notes(invoice=invoice)), ZERO)
+    return money_round(total, invoice.currency)
+
+
+def credit_note_document_context(*, credit_note: CreditNote) -> dict[str, object]:
+    """Everything the credit note's PDF shows. Nothing on it changes after issue: the
+    fingerprint is its number."""
+    return {
+        "note": credit_note,
+        "invoice": credit_note.invoice,
+        "lines": list(credit_note.lines.all()),
+        "tax_rows": credit_note.tax_rows,
+        "seller": credit_note.seller_details,
+        "buyer": credit_note.billing_details,
+        "fingerprint": f"{credit_note.status}|{credit_note.number_display}",
+    }
+
+
+def credit_note_document_filename(*, credit_note: CreditNote) -> str:
+    return f"credit-note-{credit_note.display_number}.pdf"
+
+
+def credit_notes_refunded_by_day(*, start: datetime, end: datetime) -> dict[str, Decimal]:
+    """Credit notes issued in [start, end), per currency (the sales report nets them)."""
+    rows = (
+        CreditNote.objects.filter(issued_at__gte=start, issued_at__lt=end, number__isnull=False)
+        .order_by()
+        .values_list("currency")
+        .annotate(s=Sum("total"))
+    )
+    return {currency: money_round(amount or ZERO, currency) for currency, amount in rows}

@@ -6,6 +6,7 @@ the few statements that write the invoice and its event. See docs/invoice-number
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -25,10 +26,13 @@ from common.backoff import backoff_s
 from common.commit import on_commit_robust
 from common.errors import Conflict, IllegalTransition, NotFound, ValidationFailed
 from common.metrics import metrics_invoice_attempt, metrics_invoice_issued, metrics_invoice_simulated_failure
-from common.money import ZERO, money_round
+from common.money import ZERO, money_allocate, money_round
 from invoicing.locks import invoice_lock, invoice_lock_for_order
 from invoicing.models import (
     INVOICE_TRANSITIONS,
+    CreditNote,
+    CreditNoteDocument,
+    CreditNoteLine,
     Invoice,
     InvoiceDocument,
     InvoiceLine,
@@ -72,6 +76,12 @@ def fault_from_settings() -> FaultInjector:
 
 def invoice_series_for(*, at: datetime) -> str:
     base: str = settings.INVOICE_SERIES
+    return f"{base}-{at.year}" if settings.INVOICE_SERIES_YEARLY_RESET else base
+
+
+def credit_note_series_for(*, at: datetime) -> str:
+    """CREDIT_NOTE_SERIES ("CN"), reset yearly like invoices when INVOICE_SERIES_YEARLY_RESET."""
+    base: str = settings.CREDIT_NOTE_SERIES
     return f"{base}-{at.year}" if settings.INVOICE_SERIES_YEARLY_RESET else base
 
 
@@ -221,49 +231,63 @@ def invoice_fault_retry_s(*, attempts: int) -> float:
     )
 
 
-def invoices_number_due(
-    *, include_id: int | None = None, limit: int | None = None, fault: FaultInjector | None = None
-) -> NumberingBatch:
-    """Group commit: number the due pending invoices (and `include_id`, the invoice whose
-    retry timer fired) in ONE transaction, oldest first, each inside its own savepoint.
+@dataclass(frozen=True)
+class NumberedKind:
+    """One kind of gapless document the numbering worker issues. Invoices and credit notes
+    share the numbering columns (series, number, status pending -> issued, issued_at and the
+    retry state attempts / last_error / last_attempt_at / next_attempt_at / enqueued_at), so
+    one code path numbers both, each in its own series."""
 
-    Due invoices are claimed with SKIP LOCKED (another batch's invoices are left to it). The
-    series row is locked by the first number taken and held to the end (the one hot lock,
-    taken once per batch instead of once per invoice). An invoice the simulated fault fails
-    rolls back to its savepoint, which gives its number back to the next invoice of the
-    batch, and records its attempt and next retry time in its row. Numbers stay exactly 1..N.
+    label: str  # for logs: "invoice", "credit note"
+    model: Any  # Invoice or CreditNote
+    series_for: Callable[[datetime], str]
+    event_type: str  # written in the numbering transaction
+    payload: Callable[[Any, str, int], dict[str, Any]]
+    after_issue: Callable[[int], None]  # on commit: render the PDF (documents queue)
+    enqueue: Callable[[int], None]  # the numbering task (a doorbell)
+    due: Q = field(default_factory=Q)  # what else must hold before a number is given
+
+
+def documents_number_due(
+    *, kind: NumberedKind, include_id: int | None = None, limit: int | None = None, fault: FaultInjector | None = None
+) -> "NumberingBatch":
+    """Group commit: number the due pending documents of `kind` (and `include_id`, the one
+    whose retry timer fired) in ONE transaction, oldest first, each inside its own savepoint.
+
+    Due documents are claimed with SKIP LOCKED (another batch's are left to it). The series
+    row is locked by the first number taken and held to the end (the one hot lock, taken
+    once per batch instead of once per document). A document the simulated fault fails rolls
+    back to its savepoint, which gives its number back to the next one of the batch, and
+    records its attempt and next retry time in its row. Numbers stay exactly 1..N.
     """
     fault = fault or fault_from_settings()
     limit = limit or settings.INVOICE_BATCH_SIZE
+    model = kind.model
     issued: list[int] = []
     failed: list[int] = []
     with transaction.atomic():
         now = timezone.now()
+        claimable = model.objects.select_for_update(skip_locked=True, of=("self",)).filter(
+            kind.due, status="pending", number__isnull=True
+        )
         due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
         if include_id is not None:
             due |= Q(pk=include_id)
-        batch = list(
-            Invoice.objects.select_for_update(skip_locked=True)
-            .filter(due, status=InvoiceStatus.PENDING, number__isnull=True)
-            .order_by("created_at", "id")[:limit]
-        )
-        if include_id is not None and include_id not in {i.pk for i in batch}:
-            mine = (
-                Invoice.objects.select_for_update(skip_locked=True)
-                .filter(pk=include_id, status=InvoiceStatus.PENDING, number__isnull=True)
-                .first()
-            )
+        batch = list(claimable.filter(due).order_by("created_at", "id")[:limit])
+        if include_id is not None and include_id not in {d.pk for d in batch}:
+            mine = claimable.filter(pk=include_id).first()
             batch += [mine] if mine is not None else []
-        series = invoice_series_for(at=now)
-        for invoice in batch:
+        series = kind.series_for(now)
+        for document in batch:
             savepoint = transaction.savepoint()
             try:
                 number = sequence_take_next(series=series)
-                fault.maybe_fail(invoice=invoice, number=number)
-                Invoice.objects.filter(pk=invoice.pk).update(
+                # `invoice=`: the fault's keyword, whatever the document (see FaultInjector).
+                fault.maybe_fail(invoice=document, number=number)
+                model.objects.filter(pk=document.pk).update(
                     series=series,
                     number=number,
-                    status=InvoiceStatus.ISSUED,
+                    status="issued",
                     issued_at=now,
                     attempts=F("attempts") + 1,
                     last_attempt_at=now,
@@ -272,35 +296,43 @@ def invoices_number_due(
                     updated_at=now,
                 )
                 outbox_record(
-                    event_type="invoice.issued",
-                    aggregate=invoice,
-                    payload={
-                        "invoice_id": invoice.pk,
-                        "order_id": invoice.order_id,
-                        "series": series,
-                        "number": number,
-                    },
+                    event_type=kind.event_type, aggregate=document, payload=kind.payload(document, series, number)
                 )
                 transaction.savepoint_commit(savepoint)
             except InvoiceAttemptFailed as exc:
                 transaction.savepoint_rollback(savepoint)
                 metrics_invoice_attempt(outcome="failed")
-                attempts = invoice.attempts + 1
-                Invoice.objects.filter(pk=invoice.pk).update(
+                attempts = document.attempts + 1
+                model.objects.filter(pk=document.pk).update(
                     attempts=attempts,
                     last_error=str(exc)[:2000],
                     last_attempt_at=now,
                     next_attempt_at=now + timedelta(seconds=invoice_fault_retry_s(attempts=attempts)),
                     updated_at=now,
                 )
-                failed.append(invoice.pk)
+                failed.append(document.pk)
                 continue
-            issued.append(invoice.pk)
-            invoice_enqueue_pdf(invoice_id=invoice.pk)  # on commit; its own queue
-    for invoice in Invoice.objects.filter(pk__in=issued).only("series", "created_at", "issued_at"):
+            issued.append(document.pk)
+            kind.after_issue(document.pk)  # on commit; its own queue
+    for document in model.objects.filter(pk__in=issued).only("series", "created_at", "issued_at"):
         metrics_invoice_attempt(outcome="issued")
-        metrics_invoice_issued(series=invoice.series, placed_at=invoice.created_at, issued_at=invoice.issued_at)
+        metrics_invoice_issued(series=document.series, placed_at=document.created_at, issued_at=document.issued_at)
     return NumberingBatch(issued=issued, failed=failed)
+
+
+def invoices_number_due(
+    *, include_id: int | None = None, limit: int | None = None, fault: FaultInjector | None = None
+) -> NumberingBatch:
+    """Group commit of invoices (documents_number_due with INVOICE_KIND)."""
+    return documents_number_due(kind=INVOICE_KIND, include_id=include_id, limit=limit, fault=fault)
+
+
+def credit_notes_number_due(
+    *, include_id: int | None = None, limit: int | None = None, fault: FaultInjector | None = None
+) -> NumberingBatch:
+    """Group commit of credit notes (documents_number_due with CREDIT_NOTE_KIND): series CN,
+    the same fault, savepoints, retry state and guarantees as invoices."""
+    return documents_number_due(kind=CREDIT_NOTE_KIND, include_id=include_id, limit=limit, fault=fault)
 
 
 def invoice_record_failed_attempt(*, invoice_id: int, error: str) -> None:
@@ -320,31 +352,93 @@ def invoice_record_failed_attempt(*, invoice_id: int, error: str) -> None:
     )
 
 
-def invoices_requeue_stale(*, older_than_s: float | None = None, limit: int = 500) -> list[int]:
-    """Re-enqueue pending invoices with no attempt for a while (a lost message, a killed
+def documents_requeue_stale(*, kind: NumberedKind, older_than_s: float | None = None, limit: int = 500) -> list[int]:
+    """Re-enqueue pending documents with no attempt for a while (a lost message, a killed
     worker, a broker restart). Numbering is idempotent, so a duplicate is harmless."""
     older_than_s = settings.INVOICE_SWEEP_STALE_S if older_than_s is None else older_than_s
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
     stale = list(
-        Invoice.objects.filter(status=InvoiceStatus.PENDING, enqueued_at__lt=cutoff)
+        kind.model.objects.filter(status="pending", enqueued_at__lt=cutoff)
         .filter(Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lt=cutoff))
         .order_by("created_at")
         .values_list("pk", flat=True)[:limit]
     )
-    for invoice_id in stale:
-        invoice_retry_now(invoice_id=invoice_id)
+    for document_id in stale:
+        document_retry_now(kind=kind, document_id=document_id)
     if stale:
-        logger.warning("re-enqueued %d stale pending invoices", len(stale))
+        logger.warning("re-enqueued %d stale pending %ss", len(stale), kind.label)
     return stale
 
 
-def invoice_retry_now(*, invoice_id: int) -> None:
+def invoices_requeue_stale(*, older_than_s: float | None = None, limit: int = 500) -> list[int]:
+    return documents_requeue_stale(kind=INVOICE_KIND, older_than_s=older_than_s, limit=limit)
+
+
+def credit_notes_requeue_stale(*, older_than_s: float | None = None, limit: int = 500) -> list[int]:
+    return documents_requeue_stale(kind=CREDIT_NOTE_KIND, older_than_s=older_than_s, limit=limit)
+
+
+def document_retry_now(*, kind: NumberedKind, document_id: int) -> None:
     """Enqueue a numbering attempt now (staff's "retry now", the sweeper)."""
+    # Remember the enqueue so the sweeper does not enqueue it again at once.
+    kind.model.objects.filter(pk=document_id, status="pending").update(enqueued_at=timezone.now())
+    kind.enqueue(document_id)
+
+
+def invoice_retry_now(*, invoice_id: int) -> None:
+    document_retry_now(kind=INVOICE_KIND, document_id=invoice_id)
+
+
+def credit_note_retry_now(*, credit_note_id: int) -> None:
+    document_retry_now(kind=CREDIT_NOTE_KIND, document_id=credit_note_id)
+
+
+def _enqueue_invoice_numbering_now(invoice_id: int) -> None:
     from invoicing.tasks import assign_invoice_number
 
-    # Remember the enqueue so the sweeper does not enqueue it again at once.
-    Invoice.objects.filter(pk=invoice_id, status=InvoiceStatus.PENDING).update(enqueued_at=timezone.now())
     assign_invoice_number.delay(invoice_id)
+
+
+def _enqueue_credit_note_numbering_now(credit_note_id: int) -> None:
+    from invoicing.tasks import assign_credit_note_number
+
+    assign_credit_note_number.delay(credit_note_id)
+
+
+# The two numbered kinds. Lambdas look their functions up when called (tests replace them).
+INVOICE_KIND = NumberedKind(
+    label="invoice",
+    model=Invoice,
+    series_for=lambda at: invoice_series_for(at=at),
+    event_type="invoice.issued",
+    payload=lambda invoice, series, number: {
+        "invoice_id": invoice.pk,
+        "order_id": invoice.order_id,
+        "series": series,
+        "number": number,
+    },
+    after_issue=lambda invoice_id: invoice_enqueue_pdf(invoice_id=invoice_id),
+    enqueue=lambda invoice_id: _enqueue_invoice_numbering_now(invoice_id),
+)
+
+CREDIT_NOTE_KIND = NumberedKind(
+    label="credit note",
+    model=CreditNote,
+    series_for=lambda at: credit_note_series_for(at=at),
+    event_type="credit_note.issued",
+    payload=lambda note, series, number: {
+        "credit_note_id": note.pk,
+        "invoice_id": note.invoice_id,
+        "order_id": note.order_id,
+        "refund_id": note.refund_id,
+        "series": series,
+        "number": number,
+    },
+    after_issue=lambda credit_note_id: credit_note_enqueue_pdf(credit_note_id=credit_note_id),
+    enqueue=lambda credit_note_id: _enqueue_credit_note_numbering_now(credit_note_id),
+    # A credit note corrects a numbered invoice: it waits (seconds) for the invoice's number.
+    due=Q(invoice__number__isnull=False),
+)
 
 
 # --- The document's content --------------------------------------------------------------------
@@ -895,3 +989,217 @@ def invoice_pay_by_link(*, token: str, amount: Decimal, payment_method: str) -> 
 
 class LinkNotPayable(Conflict):
     code = "link_not_payable"
+
+
+# --- Credit notes ------------------------------------------------------------------------------
+
+
+class CreditNoteNotIssued(Conflict):
+    code = "credit_note_not_issued"
+
+
+class CreditNoteNotPossible(Conflict):
+    code = "credit_note_not_possible"
+
+
+def _net_of_gross(*, gross: Decimal, rate: Decimal, currency: str) -> Decimal:
+    return money_round(gross / (1 + rate), currency)
+
+
+def credit_note_amount_split(
+    *, amount: Decimal, tax_rows: list[dict[str, Decimal]], currency: str
+) -> list[tuple[Decimal, Decimal]]:
+    """Split a gross `amount` over the invoice's tax rates in proportion to each rate's gross
+    (net + tax), exactly: the parts add up to `amount` to the minor unit (largest remainder).
+    Returns [(rate, gross part)], zero parts left out. No rows (a zero invoice): one part at
+    the shop's default rate."""
+    rows = [(row["rate"], row["net"] + row["tax"]) for row in tax_rows if row["net"] + row["tax"] > 0]
+    if not rows:
+        return [(Decimal(settings.DEFAULT_TAX_RATE), amount)]
+    parts = money_allocate(amount, [gross for _, gross in rows], currency)
+    return [(rate, part) for (rate, _), part in zip(rows, parts, strict=True) if part != 0]
+
+
+def credit_note_tax_breakdown(*, gross_by_rate: dict[Decimal, Decimal], currency: str) -> list[dict[str, str]]:
+    """Net and tax per rate of the credited gross amounts: net rounded once per rate, tax the
+    rest, so each row's net + tax is exactly its gross (and the rows add up to the total)."""
+    rows = []
+    for rate in sorted(gross_by_rate, reverse=True):
+        gross = gross_by_rate[rate]
+        if gross == 0:
+            continue
+        net = _net_of_gross(gross=gross, rate=rate, currency=currency)
+        rows.append({"rate": str(rate), "net": str(net), "tax": str(gross - net)})
+    return rows
+
+
+def credit_note_create_for_refund(*, refund_id: int) -> CreditNote:
+    """Create the pending credit note of a succeeded refund inside the refund-succeeded
+    flow's transaction (locks held: order -> attempt -> refund), and ask the numbering worker
+    to number it once that transaction commits. Idempotent: one credit note per refund (a
+    unique column); a second call returns the first.
+
+    Its content is snapshotted here: the refunded lines (the order line's sku, name, unit
+    price and tax rate, the refunded quantity and gross amount) or, for an amount-only
+    refund, the amount split over the invoice's tax rates; tax by rate, totals, the seller and
+    buyer copied from the invoice, the refund's reason. Raises CreditNoteNotPossible when
+    the refund has not succeeded or the order has no invoice (nothing is created)."""
+    from payments.models import Refund, RefundStatus
+
+    if not connection.in_atomic_block:
+        raise RuntimeError("credit_note_create_for_refund must run in the refund's transaction")
+    existing = CreditNote.objects.filter(refund_id=refund_id).first()
+    if existing is not None:
+        return existing
+    refund = Refund.objects.prefetch_related("lines__order_line").get(pk=refund_id)
+    if refund.status != RefundStatus.SUCCEEDED:
+        raise CreditNoteNotPossible(
+            f"Refund {refund.pk} is {refund.status}: only a succeeded refund gets a credit note.",
+            details={"refund_id": refund.pk, "status": refund.status},
+        )
+    invoice = Invoice.objects.filter(order_id=refund.order_id).first()
+    if invoice is None:
+        raise CreditNoteNotPossible(
+            f"Order {refund.order_id} has no invoice to credit.", details={"order_id": refund.order_id}
+        )
+    currency = refund.currency
+    lines = _credit_note_lines(refund=refund, invoice=invoice, currency=currency)
+    gross_by_rate: dict[Decimal, Decimal] = {}
+    for line in lines:
+        gross_by_rate[line.tax_rate] = gross_by_rate.get(line.tax_rate, ZERO) + line.amount
+    tax_breakdown = credit_note_tax_breakdown(gross_by_rate=gross_by_rate, currency=currency)
+    subtotal = sum((Decimal(row["net"]) for row in tax_breakdown), ZERO)
+    tax = sum((Decimal(row["tax"]) for row in tax_breakdown), ZERO)
+    note = CreditNote.objects.create(
+        refund=refund,
+        invoice=invoice,
+        order_id=refund.order_id,
+        series=settings.CREDIT_NOTE_SERIES,
+        currency=currency,
+        subtotal=money_round(subtotal, currency),
+        tax=money_round(tax, currency),
+        total=refund.amount,
+        reason=refund.reason[:200],
+        seller_details=dict(invoice.seller_details),
+        billing_details=dict(invoice.billing_details),
+        tax_breakdown=tax_breakdown,
+    )
+    for line in lines:
+        line.credit_note = note
+    CreditNoteLine.objects.bulk_create(lines)
+    outbox_record(
+        event_type="credit_note.created",
+        aggregate=note,
+        payload={
+            "credit_note_id": note.pk,
+            "invoice_id": invoice.pk,
+            "order_id": refund.order_id,
+            "refund_id": refund.pk,
+            "total": note.total,
+            "currency": currency,
+        },
+    )
+    credit_note_enqueue_numbering(credit_note_id=note.pk)
+    return note
+
+
+def _credit_note_lines(*, refund: Any, invoice: Invoice, currency: str) -> list[CreditNoteLine]:
+    """The refund's lines as credited lines; what the refund's amount holds beyond its lines
+    (all of it for an amount-only refund) split over the invoice's tax rates, a line per rate."""
+    lines = []
+    refund_lines = list(refund.lines.all())
+    amounts = [rl.amount for rl in refund_lines]
+    lines_sum = sum(amounts, ZERO)
+    if lines_sum > refund.amount:  # never expected: the refund flow caps the lines; keep the total exact
+        logger.error("refund %s: lines %s exceed the amount %s; scaled", refund.pk, lines_sum, refund.amount)
+        amounts = money_allocate(refund.amount, amounts, currency)
+        lines_sum = refund.amount
+    for refund_line, amount in zip(refund_lines, amounts, strict=True):
+        order_line = refund_line.order_line
+        lines.append(
+            CreditNoteLine(
+                sku=order_line.sku,
+                description=order_line.name,
+                quantity=refund_line.quantity,
+                unit_price=order_line.unit_price,
+                tax_rate=order_line.tax_rate,
+                line_total=_net_of_gross(gross=amount, rate=order_line.tax_rate, currency=currency),
+                amount=amount,
+            )
+        )
+    rest = refund.amount - lines_sum
+    if rest > 0:
+        label = "Refund" if not refund_lines else "Further refund"
+        for rate, gross in credit_note_amount_split(amount=rest, tax_rows=invoice.tax_rows, currency=currency):
+            net = _net_of_gross(gross=gross, rate=rate, currency=currency)
+            lines.append(
+                CreditNoteLine(
+                    sku="",
+                    description=f"{label} (VAT {(rate * 100).normalize():f}%)",
+                    quantity=1,
+                    unit_price=net,
+                    tax_rate=rate,
+                    line_total=net,
+                    amount=gross,
+                )
+            )
+    return lines
+
+
+def credit_note_enqueue_numbering(*, credit_note_id: int) -> None:
+    """Enqueue numbering after the current transaction commits (at once outside one)."""
+    from invoicing.tasks import assign_credit_note_number
+
+    on_commit_robust(
+        hook="invoicing.assign_credit_note_number", fn=lambda: assign_credit_note_number.delay(credit_note_id)
+    )
+
+
+def credit_note_enqueue_pdf(*, credit_note_id: int) -> None:
+    """Render the stored PDF after commit (documents queue); the download renders a missing one."""
+    from invoicing.tasks import render_credit_note_pdf
+
+    on_commit_robust(hook="invoicing.render_credit_note_pdf", fn=lambda: render_credit_note_pdf.delay(credit_note_id))
+
+
+def credit_note_pdf_store(*, credit_note_id: int, force: bool = False) -> CreditNoteDocument:
+    """The credit note's PDF, rendered and stored if missing (or stale), else the stored one.
+    Raises CreditNoteNotIssued while pending, NotFound."""
+    from invoicing.pdf import render_credit_note_pdf_bytes
+    from invoicing.selectors import credit_note_document_context
+
+    note = (
+        CreditNote.objects.select_related("invoice", "order__user", "refund")
+        .prefetch_related("lines")
+        .filter(pk=credit_note_id)
+        .first()
+    )
+    if note is None:
+        raise NotFound("No such credit note.")
+    if note.status == "pending":
+        raise CreditNoteNotIssued(
+            "The credit note is pending: it gets its number and its PDF in a moment. Try again shortly.",
+            details={"credit_note_id": note.pk, "status": note.status},
+        )
+    context = credit_note_document_context(credit_note=note)
+    fingerprint = str(context["fingerprint"])
+    if not force:
+        stored = CreditNoteDocument.objects.filter(credit_note_id=note.pk, fingerprint=fingerprint).first()
+        if stored is not None:
+            return stored
+    pdf, pages = render_credit_note_pdf_bytes(context=context)
+    document = CreditNoteDocument(
+        credit_note_id=note.pk,
+        pdf=pdf,
+        fingerprint=fingerprint,
+        page_count=pages,
+        size=len(pdf),
+        rendered_at=timezone.now(),
+    )
+    CreditNoteDocument.objects.bulk_create(
+        [document],
+        update_conflicts=True,
+        unique_fields=["credit_note"],
+        update_fields=["pdf", "fingerprint", "page_count", "size", "rendered_at"],
+    )
+    return document

@@ -8,13 +8,20 @@ from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from common.backoff import backoff_s as common_backoff_s
-from invoicing.models import Invoice, InvoiceStatus
+from common.errors import NotFound
+from invoicing.models import Invoice
 from invoicing.services import (
+    CREDIT_NOTE_KIND,
+    INVOICE_KIND,
+    CreditNoteNotIssued,
     InvoiceNotIssued,
+    NumberedKind,
+    credit_note_pdf_store,
+    credit_notes_requeue_stale,
+    documents_number_due,
     invoice_pdf_store,
     invoice_reminder_send,
     invoices_mark_overdue,
-    invoices_number_due,
     invoices_requeue_stale,
     sales_report_send,
 )
@@ -32,6 +39,32 @@ def backoff_s(retries: int) -> float:
     return common_backoff_s(retries=retries, base_s=settings.INVOICE_RETRY_BASE_S, max_s=settings.INVOICE_RETRY_MAX_S)
 
 
+def _number_or_retry(task: Task, *, kind: NumberedKind, document_id: int) -> None:
+    """The trigger of group-commit numbering, for either kind: one batch numbers every due
+    document of the kind, this one included (documents_number_due). Still pending afterwards
+    (the simulated fault failed it, or another worker's batch holds it): retry when its row
+    says it is due. Database trouble: exponential backoff up to INVOICE_RETRY_MAX_S."""
+    try:
+        documents_number_due(kind=kind, include_id=document_id)
+    except (OperationalError, InterfaceError) as exc:
+        countdown = backoff_s(task.request.retries)
+        logger.warning("%s %s: database unavailable (%s); retrying in %.2fs", kind.label, document_id, exc, countdown)
+        raise task.retry(exc=exc, countdown=countdown) from exc
+    row = kind.model.objects.filter(pk=document_id).values("status", "next_attempt_at", "last_error").first()
+    if row is None:
+        logger.error("%s %s does not exist; not retrying", kind.label, document_id)
+        return
+    if row["status"] != "pending":
+        return
+    due = row["next_attempt_at"]
+    countdown = max((due - timezone.now()).total_seconds(), 0.01) if due else settings.INVOICE_FAULT_RETRY_BASE_S
+    logger.info(
+        "%s %s attempt %s failed (%s); retrying in %.2fs", kind.label, document_id, task.request.retries,
+        row["last_error"], countdown,
+    )  # fmt: skip
+    raise task.retry(countdown=countdown)
+
+
 @shared_task(
     bind=True,
     name="invoicing.assign_invoice_number",
@@ -41,35 +74,27 @@ def backoff_s(retries: int) -> float:
     ignore_result=True,
 )
 def assign_invoice_number(self: Task, invoice_id: int) -> None:
-    """The trigger of group-commit numbering: one batch numbers every due invoice, this one
-    included (invoices_number_due). Still pending afterwards (the simulated fault failed it,
-    or another worker's batch holds it): retry when its row says it is due. Database
-    trouble: exponential backoff up to INVOICE_RETRY_MAX_S. Retries forever."""
-    try:
-        invoices_number_due(include_id=invoice_id)
-    except (OperationalError, InterfaceError) as exc:
-        countdown = backoff_s(self.request.retries)
-        logger.warning("invoice %s: database unavailable (%s); retrying in %.2fs", invoice_id, exc, countdown)
-        raise self.retry(exc=exc, countdown=countdown) from exc
-    row = Invoice.objects.filter(pk=invoice_id).values("status", "next_attempt_at", "last_error").first()
-    if row is None:
-        logger.error("invoice %s does not exist; not retrying", invoice_id)
-        return
-    if row["status"] != InvoiceStatus.PENDING:
-        return
-    due = row["next_attempt_at"]
-    countdown = max((due - timezone.now()).total_seconds(), 0.01) if due else settings.INVOICE_FAULT_RETRY_BASE_S
-    logger.info(
-        "invoice %s attempt %s failed (%s); retrying in %.2fs", invoice_id, self.request.retries, row["last_error"],
-        countdown,
-    )  # fmt: skip
-    raise self.retry(countdown=countdown)
+    """Number due invoices, this one included; retries forever (_number_or_retry)."""
+    _number_or_retry(self, kind=INVOICE_KIND, document_id=invoice_id)
+
+
+@shared_task(
+    bind=True,
+    name="invoicing.assign_credit_note_number",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+    ignore_result=True,
+)
+def assign_credit_note_number(self: Task, credit_note_id: int) -> None:
+    """Number due credit notes (series CN), this one included; retries forever, like invoices."""
+    _number_or_retry(self, kind=CREDIT_NOTE_KIND, document_id=credit_note_id)
 
 
 @shared_task(name="invoicing.sweep_pending", ignore_result=True)
 def sweep_pending() -> int:
-    """Beat: re-enqueue pending invoices whose retry chain was lost."""
-    return len(invoices_requeue_stale())
+    """Beat: re-enqueue pending invoices and credit notes whose retry chain was lost."""
+    return len(invoices_requeue_stale()) + len(credit_notes_requeue_stale())
 
 
 @shared_task(bind=True, name="invoicing.render_invoice_pdf", acks_late=True, max_retries=8, ignore_result=True)
@@ -80,6 +105,17 @@ def render_invoice_pdf(self: Task, invoice_id: int) -> None:
         invoice_pdf_store(invoice_id=invoice_id)
     except (Invoice.DoesNotExist, InvoiceNotIssued) as exc:
         logger.info("no PDF for invoice %s: %s", invoice_id, exc)
+    except (OperationalError, InterfaceError) as exc:
+        raise self.retry(exc=exc, countdown=backoff_s(self.request.retries)) from exc
+
+
+@shared_task(bind=True, name="invoicing.render_credit_note_pdf", acks_late=True, max_retries=8, ignore_result=True)
+def render_credit_note_pdf(self: Task, credit_note_id: int) -> None:
+    """Render and store an issued credit note's PDF (documents queue), like invoices'."""
+    try:
+        credit_note_pdf_store(credit_note_id=credit_note_id)
+    except (NotFound, CreditNoteNotIssued) as exc:
+        logger.info("no PDF for credit note %s: %s", credit_note_id, exc)
     except (OperationalError, InterfaceError) as exc:
         raise self.retry(exc=exc, countdown=backoff_s(self.request.retries)) from exc
 

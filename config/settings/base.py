@@ -280,6 +280,8 @@ INVOICE_BATCH_SIZE = env.int("INVOICE_BATCH_SIZE", default=100)
 # Retry of an invoice the simulated fault failed: short and capped (the fault is random).
 INVOICE_FAULT_RETRY_BASE_S = env.float("INVOICE_FAULT_RETRY_BASE_S", default=0.05)
 INVOICE_FAULT_RETRY_MAX_S = env.float("INVOICE_FAULT_RETRY_MAX_S", default=1.0)
+# Credit notes: their own gapless series, numbered by the same worker path and settings.
+CREDIT_NOTE_SERIES = env("CREDIT_NOTE_SERIES", default="CN")
 
 OUTBOX_STREAM = env("OUTBOX_STREAM", default="outbox")
 OUTBOX_RELAY_BATCH = env.int("OUTBOX_RELAY_BATCH", default=100)
@@ -360,6 +362,7 @@ CELERY_BEAT_SCHEDULE["sales-report"] = {
 # process in the Procfile and in compose.
 CELERY_TASK_ROUTES = {
     "invoicing.render_invoice_pdf": {"queue": "documents"},
+    "invoicing.render_credit_note_pdf": {"queue": "documents"},
     "invoicing.send_overdue_reminder": {"queue": "documents"},
     "invoicing.send_daily_sales_report": {"queue": "documents"},
     "payments.simulated_deliver": {"queue": "provider"},
