@@ -3,11 +3,13 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.html import format_html
 
 from common.audit import audit_record
 from common.errors import ApplicationError
-from inventory.models import Product, Reservation, Stock
-from inventory.services import stock_set_on_hand
+from inventory.images import IMAGE_MAX_BYTES
+from inventory.models import Category, Product, Reservation, Stock
+from inventory.services import product_image_set, stock_set_on_hand
 
 
 class ProductAdminForm(forms.ModelForm):
@@ -18,7 +20,18 @@ class ProductAdminForm(forms.ModelForm):
 
     class Meta:
         model = Product
-        fields = ("sku", "name", "description", "price", "currency", "tax_rate", "is_active")
+        fields = (
+            "sku",
+            "name",
+            "description",
+            "category",
+            "price",
+            "currency",
+            "tax_rate",
+            "is_active",
+            "image",
+            "image_alt",
+        )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -27,6 +40,12 @@ class ProductAdminForm(forms.ModelForm):
             self.fields["on_hand"].initial = stock.on_hand if stock else 0
             if stock:
                 self.fields["on_hand"].help_text = f"Units physically in stock. Reserved now: {stock.reserved}."
+
+    def clean_image(self) -> Any:
+        image = self.cleaned_data.get("image")
+        if image and getattr(image, "size", 0) > IMAGE_MAX_BYTES:
+            raise forms.ValidationError(f"The picture is larger than {IMAGE_MAX_BYTES // (1024 * 1024)} MB.")
+        return image
 
     def clean_on_hand(self) -> int:
         on_hand: int = self.cleaned_data["on_hand"]
@@ -37,16 +56,44 @@ class ProductAdminForm(forms.ModelForm):
         return on_hand
 
 
+@admin.register(Category)
+class CategoryAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "position")
+    list_editable = ("position",)
+    prepopulated_fields = {"slug": ("name",)}
+    search_fields = ("name",)
+
+
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
     form = ProductAdminForm
-    list_display = ("sku", "name", "price", "currency", "on_hand", "reserved", "available", "is_active")
-    list_filter = ("is_active", "currency")
+    list_display = (
+        "thumb",
+        "sku",
+        "name",
+        "category",
+        "price",
+        "currency",
+        "on_hand",
+        "reserved",
+        "available",
+        "is_active",
+    )
+    list_display_links = ("sku",)
+    list_filter = ("is_active", "category", "currency")
     search_fields = ("sku", "name")
-    list_select_related = ("stock",)
+    list_select_related = ("stock", "category")
 
     def save_model(self, request: HttpRequest, obj: Product, form: Any, change: bool) -> None:
+        new_image = form.cleaned_data.get("image") if "image" in form.changed_data else None
+        cleared = "image" in form.changed_data and form.cleaned_data.get("image") is False
+        if "image" in form.changed_data:  # the image service writes the file and its thumbnail
+            obj.image = form.initial.get("image") or None
         super().save_model(request, obj, form, change)
+        if cleared:
+            product_image_set(product=obj, image=None)
+        elif new_image:
+            product_image_set(product=obj, image=new_image)
         before = Stock.objects.filter(product_id=obj.pk).values_list("on_hand", flat=True).first()
         try:
             stock = stock_set_on_hand(product_id=obj.pk, on_hand=form.cleaned_data["on_hand"])
@@ -57,6 +104,12 @@ class ProductAdmin(admin.ModelAdmin):
             audit_record(
                 actor=request.user, action="stock.edit", target=obj, details={"on_hand": [before, stock.on_hand]}
             )
+
+    @admin.display(description="Picture")
+    def thumb(self, obj: Product) -> str:
+        if not obj.thumbnail:
+            return "—"
+        return format_html('<img src="{}" alt="" width="40" height="40" class="admin-thumb">', obj.thumbnail.url)
 
     @admin.display(ordering="stock__on_hand")
     def on_hand(self, obj: Product) -> int:

@@ -7,10 +7,30 @@ from django.db.models import F, Q
 from common.models import TimeStampedModel
 
 
+class Category(models.Model):
+    """A shelf of the storefront; `position` orders the category links."""
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+        verbose_name_plural = "categories"
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Product(TimeStampedModel):
     sku = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="products")
+    # The uploaded picture and the catalog-sized copy generated from it (inventory.images).
+    image = models.ImageField(upload_to="products/", blank=True)
+    thumbnail = models.ImageField(upload_to="products/thumbs/", blank=True, editable=False)
+    image_alt = models.CharField(max_length=200, blank=True, help_text="Describe the picture for screen readers.")
     price = models.DecimalField(max_digits=12, decimal_places=2, validators=[MinValueValidator(Decimal("0"))])
     currency = models.CharField(max_length=3, default="EUR")
     tax_rate = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0.2000"))

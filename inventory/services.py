@@ -3,13 +3,17 @@ Stock rows in product-id order, so concurrent callers never deadlock on each oth
 
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import PurePosixPath
 
-from django.db import connection
+from django.core.files import File
+from django.db import connection, transaction
 from django.db.models import F
+from django.utils.text import slugify
 
 from common.errors import Conflict, ValidationFailed
+from inventory.images import image_thumbnail
 from inventory.locks import reservations_lock_active
-from inventory.models import Reservation, ReservationStatus, Stock
+from inventory.models import Product, Reservation, ReservationStatus, Stock
 
 
 class InsufficientStock(Conflict):
@@ -47,8 +51,10 @@ def stock_reserve(*, quantities: dict[int, int]) -> None:
             {"sku": s.product.sku, "requested": quantities[s.product_id], "available": max(s.available, 0)}
             for s in rows
         ]
+        # The shopper reads the product's name and the real limit; clients read the SKUs.
+        names = [f"{s.product.name} (only {max(s.available, 0)} available)" for s in rows]
         raise InsufficientStock(
-            "Not enough stock for: " + ", ".join(skus) + ".", details={"skus": skus, "lines": lines}
+            "Not enough stock for " + "; ".join(names) + ".", details={"skus": skus, "lines": lines}
         )
 
 
@@ -104,3 +110,30 @@ def stock_set_on_hand(*, product_id: int, on_hand: int) -> Stock:
             details={"on_hand": [f"Must be at least {stock.reserved} (reserved)."]},
         )
     return stock
+
+
+def product_image_set(*, product: Product, image: File | None) -> Product:
+    """Give a product its picture and the catalog thumbnail generated from it (inventory.images),
+    or remove both (`image=None`). The previous files are deleted from storage after commit,
+    so a rolled-back change never loses the picture still referenced."""
+    old_names = [f.name for f in (product.image, product.thumbnail) if f]
+    if image is None:
+        product.image = None
+        product.thumbnail = None
+    else:
+        stem = slugify(product.sku) or "product"
+        product.image.save(f"{stem}{_suffix(image.name)}", image, save=False)
+        thumbnail = image_thumbnail(source=product.image, name=stem)
+        product.thumbnail.save(thumbnail.name, thumbnail, save=False)
+    product.save(update_fields=["image", "thumbnail", "updated_at"])
+    new_names = {f.name for f in (product.image, product.thumbnail) if f}
+    stale = [name for name in old_names if name not in new_names]
+    storage = product.image.storage
+    if stale:
+        transaction.on_commit(lambda: [storage.delete(name) for name in stale])
+    return product
+
+
+def _suffix(name: str | None) -> str:
+    suffix = PurePosixPath(name or "").suffix.lower()
+    return suffix if suffix in {".jpg", ".jpeg", ".png", ".webp", ".gif"} else ".img"

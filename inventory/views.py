@@ -1,12 +1,44 @@
+from django.conf import settings
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.http import urlencode
 
 from inventory.models import Product
-from inventory.selectors import product_get_for_sale, products_for_sale
+from inventory.selectors import (
+    CATALOG_SORTS,
+    CatalogQuery,
+    catalog_products,
+    categories_for_catalog,
+    category_get,
+    product_get_for_sale,
+)
+
+CATALOG_PAGE_SIZE = 12
 
 
 def catalog(request: HttpRequest) -> HttpResponse:
-    return render(request, "inventory/catalog.html", {"products": products_for_sale()})
+    """Search (`q`), category (`category` slug), sort (`sort`) and `page`, all in the query
+    string so every view of the catalog is a link. Unknown values fall back to the defaults;
+    a page past the end shows the last page."""
+    sort = request.GET.get("sort", "name")
+    query = CatalogQuery(
+        search=request.GET.get("q", "").strip()[:100],
+        category=category_get(slug=request.GET.get("category", "")[:100]),
+        sort=sort if sort in CATALOG_SORTS else "name",
+    )
+    page = Paginator(catalog_products(query=query), CATALOG_PAGE_SIZE).get_page(request.GET.get("page"))
+    kept = {"q": query.search, "category": query.category.slug if query.category else "", "sort": query.sort}
+    context = {
+        "products": page.object_list,
+        "page": page,
+        "query": query,
+        "categories": categories_for_catalog(),
+        "sorts": [(key, label) for key, (label, _) in CATALOG_SORTS.items()],
+        # The filters to keep in the pagination links (the defaults left out).
+        "kept_query": urlencode({k: v for k, v in kept.items() if v and (k, v) != ("sort", "name")}),
+    }
+    return render(request, "inventory/catalog.html", context)
 
 
 def product_detail(request: HttpRequest, sku: str) -> HttpResponse:
@@ -14,4 +46,5 @@ def product_detail(request: HttpRequest, sku: str) -> HttpResponse:
         product = product_get_for_sale(sku=sku)
     except Product.DoesNotExist as exc:
         raise Http404("No such product") from exc
-    return render(request, "inventory/product.html", {"product": product})
+    context = {"product": product, "cart_max_quantity": settings.CART_MAX_QUANTITY}
+    return render(request, "inventory/product.html", context)

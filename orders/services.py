@@ -65,18 +65,21 @@ def cart_get_or_create(*, user: User | None = None, session_key: str | None = No
 
 
 def _validate_quantity(*, product: Product, quantity: int) -> None:
+    limit = settings.CART_MAX_QUANTITY
     if quantity <= 0:
-        raise ValidationFailed("Quantity must be at least 1.", details={"quantity": ["Must be at least 1."]})
-    if quantity > settings.CART_MAX_QUANTITY:
         raise ValidationFailed(
-            f"Quantity must be at most {settings.CART_MAX_QUANTITY}.",
-            details={"quantity": [f"Must be at most {settings.CART_MAX_QUANTITY}."]},
+            f"Quantity of {product.name} must be at least 1.", details={"quantity": ["Must be at least 1."]}
+        )
+    if quantity > limit:
+        raise ValidationFailed(
+            f"At most {limit} of {product.name} per order line (you asked for {quantity}).",
+            details={"quantity": [f"Must be at most {limit}."]},
         )
     available = Stock.objects.filter(product=product).values_list("on_hand", "reserved").first()
     free = (available[0] - available[1]) if available else 0
     if quantity > free:
         raise InsufficientStock(
-            f"Only {free} of {product.sku} available.",
+            f"Only {max(free, 0)} of {product.name} available (you asked for {quantity}).",
             details={"skus": [product.sku], "lines": [{"sku": product.sku, "requested": quantity, "available": free}]},
         )
 

@@ -1,21 +1,28 @@
 """Storefront pages: cart, checkout, orders. Thin: forms in, one service call, a redirect."""
 
 import hashlib
+from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from common.errors import ApplicationError
+from common.forms import KEY_FIELD
 from common.idempotency import idempotent_page
+from inventory.models import Product
+from inventory.selectors import products_for_sale
 from orders.forms import AddToCartForm, CheckoutForm, QuantityForm
 from orders.models import Order
 from orders.selectors import (
     cart_for_request,
+    cart_lines,
     cart_view,
     order_get_for_user,
     order_with_invoice_for_user,
@@ -35,16 +42,41 @@ def _signed_in(request: HttpRequest) -> User:
     return request.user
 
 
+def _quantity_hint(product: Product | None) -> str:
+    """What a refused quantity should have been: the product and the real limit (the
+    per-line maximum, or fewer when fewer are available)."""
+    limit = settings.CART_MAX_QUANTITY
+    if product is None:
+        return f"Please enter a whole number from 1 to {limit}."
+    stock = getattr(product, "stock", None)
+    available = stock.available if stock is not None else 0
+    if 0 < available < limit:
+        return f"Please enter a whole number from 1 to {available} for {product.name} (only {available} available)."
+    return f"Please enter a whole number from 1 to {limit} for {product.name} (at most {limit} per order line)."
+
+
+def _safe_next(request: HttpRequest) -> str | None:
+    """The `next` URL if it stays on this site, else None."""
+    next_url = request.POST.get("next") or request.GET.get("next")
+    if next_url and url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return next_url
+    return None
+
+
 def cart_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "orders/cart.html", {"cart": cart_view(cart=_cart(request))})
+    context = {"cart": cart_view(cart=_cart(request)), "cart_max_quantity": settings.CART_MAX_QUANTITY}
+    return render(request, "orders/cart.html", context)
 
 
 @require_POST
 def cart_add(request: HttpRequest) -> HttpResponse:
     form = AddToCartForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Please choose a quantity between 1 and the stock available.")
-        return redirect(request.POST.get("next") or "catalog")
+        product = products_for_sale().filter(sku=request.POST.get("sku", "")[:64]).first()
+        messages.error(request, _quantity_hint(product))
+        return redirect(_safe_next(request) or "catalog")
     try:
         line = cart_add_item(cart=_cart(request), **form.cleaned_data)
     except ApplicationError as exc:
@@ -58,7 +90,8 @@ def cart_add(request: HttpRequest) -> HttpResponse:
 def cart_line_update(request: HttpRequest, line_id: int) -> HttpResponse:
     form = QuantityForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Quantity must be a whole number of at least 1.")
+        line = cart_lines(cart=_cart(request)).filter(pk=line_id).first()
+        messages.error(request, _quantity_hint(line.product if line is not None else None))
         return redirect("cart")
     try:
         cart_update_line(cart=_cart(request), line_id=line_id, quantity=form.cleaned_data["quantity"])
@@ -76,21 +109,42 @@ def cart_line_remove(request: HttpRequest, line_id: int) -> HttpResponse:
     return redirect("cart")
 
 
+def _checkout_render(request: HttpRequest, *, form: CheckoutForm, cart: Any, status: int = 200) -> HttpResponse:
+    """The checkout page: totals with the form's coupon when it is valid, each error next to
+    its field and all of them in a summary at the top."""
+    coupon = ""
+    if form.is_bound and form.errors.get("coupon") is None:
+        coupon = str(form.cleaned_data.get("coupon", "")) if hasattr(form, "cleaned_data") else ""
+    form.mark_invalid()
+    context = {"form": form, "cart": cart_view(cart=cart, coupon=coupon), "coupon": coupon}
+    return render(request, "orders/checkout.html", context, status=status)
+
+
 @login_required
 def checkout(request: HttpRequest) -> HttpResponse:
+    """GET: the form. POST with `action=apply`: the same page with the coupon's totals (nothing
+    placed, the key kept; works without JavaScript). POST: place the order."""
     cart = _cart(request)
-    summary = cart_view(cart=cart)
     if request.method != "POST":
-        if not summary.lines:
+        if not cart_view(cart=cart).lines:
             messages.info(request, "Your cart is empty.")
             return redirect("cart")
         form = CheckoutForm(initial={"idempotency_key": CheckoutForm.new_key()})
-        return render(request, "orders/checkout.html", {"form": form, "cart": summary})
+        return render(request, "orders/checkout.html", {"form": form, "cart": cart_view(cart=cart)})
 
     form = CheckoutForm(request.POST)
+    if request.POST.get("action") == "apply":
+        form.is_valid()
+        for name in [n for n in form.errors if n not in ("coupon", KEY_FIELD)]:
+            del form.errors[name]  # the address is checked when the order is placed
+        if form.errors.get(KEY_FIELD):
+            form.renew_key()
+        elif form.cleaned_data.get("coupon"):
+            messages.success(request, f"Coupon {form.cleaned_data['coupon']} applied; the totals below include it.")
+        return _checkout_render(request, form=form, cart=cart, status=400 if form.errors else 200)
     if not form.is_valid():  # a refused key shows with the form, which gets a fresh one
         form.renew_key()
-        return render(request, "orders/checkout.html", {"form": form, "cart": summary}, status=400)
+        return _checkout_render(request, form=form, cart=cart, status=400)
     data = form.cleaned_data
     payload = {"address": form.address(), "coupon": data["coupon"]}
     with idempotent_page(request=request, scope="checkout-page", key=data["idempotency_key"], payload=payload) as page:
@@ -107,9 +161,9 @@ def checkout(request: HttpRequest) -> HttpResponse:
                 cart=cart, user=_signed_in(request), shipping_address=payload["address"], coupon=data["coupon"]
             )
         except ApplicationError as exc:  # the key is released on leaving the block
-            messages.error(request, exc.message)
+            form.add_error(None, exc.message)
             form.renew_key()
-            return render(request, "orders/checkout.html", {"form": form, "cart": cart_view(cart=cart)}, status=409)
+            return _checkout_render(request, form=form, cart=cart, status=409)
         page.complete(body={"order_id": order.pk})
     messages.success(request, f"Order #{order.pk} placed. Your items are reserved while you pay.")
     return redirect("order-pay", order_id=order.pk)

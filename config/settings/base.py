@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "django_structlog",
+    "django_countries",
     "common",
     "outbox",
     "inventory",
@@ -259,6 +260,10 @@ RESERVATION_EXPIRY_BATCH = env.int("RESERVATION_EXPIRY_BATCH", default=200)
 # Tax: prices are net; VAT is charged per line at the product's rate (default below) after
 # the discount is spread over the lines; shipping is taxed at the default rate.
 DEFAULT_TAX_RATE = Decimal(env.str("DEFAULT_TAX_RATE", default="0.20"))
+# Display only (the stored prices stay net, the totals and the API do not change): true for a
+# consumer shop (EU rule: shoppers see VAT-inclusive prices, the totals say how much VAT is
+# included, at which rate); false for a business shop (net prices, VAT added in the totals).
+PRICES_INCLUDE_TAX = env.bool("PRICES_INCLUDE_TAX", default=True)
 SHIPPING_FLAT = Decimal(env.str("SHIPPING_FLAT", default="4.90"))
 FREE_SHIPPING_OVER = Decimal(env.str("FREE_SHIPPING_OVER", default="50.00"))
 # Coupons: CODE=percent% or CODE=amount, comma separated.

@@ -233,7 +233,7 @@ _ORDER_CORE = {
 
 
 def test_api_checkout_short_of_stock_is_409_naming_the_skus(shopper_client, user):
-    product = ProductFactory(sku="SHORT", on_hand=2)
+    product = ProductFactory(sku="SHORT", name="Short pen", on_hand=2)
     _cart_with(user, (product, 2))
     Stock.objects.filter(product=product).update(on_hand=1)
 
@@ -243,7 +243,7 @@ def test_api_checkout_short_of_stock_is_409_naming_the_skus(shopper_client, user
     assert response.json() == {
         "error": {
             "code": "insufficient_stock",
-            "message": "Not enough stock for: SHORT.",
+            "message": "Not enough stock for Short pen (only 1 available).",
             "details": {"skus": ["SHORT"], "lines": [{"sku": "SHORT", "requested": 2, "available": 1}]},
         }
     }

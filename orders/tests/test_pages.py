@@ -60,7 +60,7 @@ def test_product_page_and_unknown_product(client):
 
     assert page.status_code == 200
     assert page.context["product"].available == 4
-    assert "12.50" in page.content.decode()
+    assert "15.00" in page.content.decode()  # shown with VAT (PRICES_INCLUDE_TAX, the default)
     assert missing.status_code == 404
 
 
@@ -80,22 +80,22 @@ def test_add_to_cart_form_fills_the_session_cart(client):
 
 @pytest.mark.parametrize("quantity", ["0", "-2", "abc", "100"])
 def test_add_to_cart_form_refuses_bad_quantities(client, quantity):
-    ProductFactory(sku="WID-1", on_hand=500)
+    ProductFactory(sku="WID-1", name="Widget", on_hand=500)
 
     response = client.post("/cart/add/", {"sku": "WID-1", "quantity": quantity}, follow=True)
 
     assert response.status_code == 200
-    assert _messages(response) == ["Please choose a quantity between 1 and the stock available."]
+    assert _messages(response) == ["Please enter a whole number from 1 to 99 for Widget (at most 99 per order line)."]
     assert CartLine.objects.count() == 0
 
 
 def test_add_to_cart_form_refuses_more_than_available(client):
-    ProductFactory(sku="WID-1", on_hand=2)
+    ProductFactory(sku="WID-1", name="Widget", on_hand=2)
 
     response = client.post("/cart/add/", {"sku": "WID-1", "quantity": 3}, follow=True)
 
     assert response.redirect_chain == [("/products/WID-1/", 302)]
-    assert _messages(response) == ["Only 2 of WID-1 available."]
+    assert _messages(response) == ["Only 2 of Widget available (you asked for 3)."]
     assert CartLine.objects.count() == 0
 
 
@@ -110,13 +110,13 @@ def test_cart_forms_require_a_csrf_token():
 
 
 def test_update_and_remove_a_cart_line_from_the_cart_page(shopper, user):
-    ProductFactory(sku="WID-1", on_hand=10)
+    ProductFactory(sku="WID-1", name="Widget", on_hand=10)
     line = cart_add_item(cart=cart_get_or_create(user=user), sku="WID-1", quantity=1)
 
     shopper.post(f"/cart/lines/{line.pk}/update/", {"quantity": 4})
     assert _lines(Cart.objects.get(user=user)) == [("WID-1", 4)]
     refused = shopper.post(f"/cart/lines/{line.pk}/update/", {"quantity": 11}, follow=True)
-    assert _messages(refused) == ["Only 10 of WID-1 available."]
+    assert _messages(refused) == ["Only 10 of Widget available (you asked for 11)."]
     assert _lines(Cart.objects.get(user=user)) == [("WID-1", 4)]
 
     shopper.post(f"/cart/lines/{line.pk}/remove/")
@@ -187,7 +187,7 @@ def test_checkout_page_with_an_invalid_address_is_400_and_places_nothing(shopper
 
 
 def test_checkout_page_short_of_stock_is_409_places_nothing_and_offers_a_fresh_key(shopper, user):
-    product = ProductFactory(sku="SHORT", on_hand=2)
+    product = ProductFactory(sku="SHORT", name="Short pen", on_hand=2)
     cart_add_item(cart=cart_get_or_create(user=user), sku="SHORT", quantity=2)
     form = _checkout_form(shopper.get("/checkout/"))
     Stock.objects.filter(product=product).update(on_hand=1)
@@ -195,7 +195,7 @@ def test_checkout_page_short_of_stock_is_409_places_nothing_and_offers_a_fresh_k
     response = shopper.post("/checkout/", form)
 
     assert response.status_code == 409
-    assert _messages(response) == ["Not enough stock for: SHORT."]
+    assert "<li>Not enough stock for Short pen (only 1 available).</li>" in response.content.decode()
     assert Order.objects.count() == 0
     assert response.context["form"].data["idempotency_key"] != form["idempotency_key"]
     assert _lines(Cart.objects.get(user=user)) == [("SHORT", 2)]

@@ -8,7 +8,9 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from common.roles import staff_group_sync
-from inventory.models import Product, Stock
+from inventory.images import image_demo
+from inventory.models import Category, Product, Stock
+from inventory.services import product_image_set
 
 PRODUCTS = [
     ("MUG-001", "Enamel camp mug", "A chip-resistant enamel mug for coffee at the campsite.", "12.50", 40),
@@ -26,11 +28,33 @@ PRODUCTS = [
 ]
 
 
+# Shelves of the demo catalog (slug, name) and which products sit on them.
+CATEGORIES = [("kitchen", "Kitchen & drink"), ("clothing", "Clothing"), ("stationery", "Stationery"), ("home", "Home")]
+PRODUCT_CATEGORY = {
+    "MUG-001": "kitchen",
+    "BTL-007": "kitchen",
+    "TEE-002": "clothing",
+    "CAP-003": "clothing",
+    "SCK-008": "clothing",
+    "BAG-004": "clothing",
+    "NBK-005": "stationery",
+    "PEN-006": "stationery",
+    "KEY-012": "stationery",
+    "LMP-009": "home",
+    "PLN-010": "home",
+    "BLK-011": "home",
+}
+
+
 class Command(BaseCommand):
     help = "Load demo products and users (safe to run again)."
 
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
+            categories = {
+                slug: Category.objects.get_or_create(slug=slug, defaults={"name": name, "position": position})[0]
+                for position, (slug, name) in enumerate(CATEGORIES)
+            }
             for sku, name, description, price, on_hand in PRODUCTS:
                 product, created = Product.objects.get_or_create(
                     sku=sku,
@@ -40,6 +64,11 @@ class Command(BaseCommand):
                     Stock.objects.create(product=product, on_hand=on_hand)
                 else:
                     Stock.objects.get_or_create(product=product, defaults={"on_hand": on_hand})
+                if product.category_id is None:
+                    Product.objects.filter(pk=product.pk).update(category=categories[PRODUCT_CATEGORY[sku]])
+                if not product.image:  # drawn here, no download (inventory.images)
+                    picture = image_demo(label=name, name=sku.lower())
+                    product_image_set(product=product, image=picture)
             user_model = get_user_model()
             if not user_model.objects.filter(username="shopper").exists():
                 user_model.objects.create_user("shopper", "shopper@example.com", "shopper-pass")
