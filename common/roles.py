@@ -17,6 +17,7 @@ STAFF_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "payments": ("view", "change"),
     "inventory": ("view", "add", "change"),
     "outbox": ("view",),
+    "notifications": ("view", "change"),  # customer e-mails: "change" is the audited "send again"
     "common": ("view",),
 }
 

@@ -3,7 +3,9 @@
 The apps form a one-way graph (imports inside functions included), checked by
 flows/tests/test_layers.py:
 
-    common  <-  outbox  <-  inventory  <-  orders  <-  payments  <-  invoicing  <-  flows  <-  config
+    common <- outbox <- inventory <- orders <- payments <- invoicing <- notifications <- flows <- config
+
+(notifications: customer e-mails, read from the outbox events; nothing below imports it.)
 
 A lower app never imports a higher one. Where a lower app's entry point must start a higher
 one's work, it takes an explicit callable (payments' `amount_policy` and `on_succeeded`, the
@@ -33,5 +35,7 @@ goes back up the list):
 
 Sweepers that must not wait (expiry, payment timeouts) take the order with SKIP LOCKED and
 see a busy one on their next run. The simulated provider's deliveries are the provider's own
-rows, locked alone (SKIP LOCKED) and never together with the shop's.
+rows, locked alone (SKIP LOCKED) and never together with the shop's. Customer e-mails lock
+their own rows alone too: the dispatcher its cursor row, a send one CustomerEmail row
+(notifications/services.py), never with any row of the list above.
 """

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "orders",
     "payments",
     "invoicing",
+    "notifications",  # customer e-mails, driven by the outbox events
     "flows",  # above every app: cross-app flows and the routes and admin that wire them
 ]
 
@@ -177,6 +178,8 @@ CELERY_BEAT_SCHEDULE = {
     "reservations-expire": {"task": "orders.expire_reservations", "schedule": 30.0},
     "invoices-sweep": {"task": "invoicing.sweep_pending", "schedule": 10.0},
     "idempotency-purge": {"task": "common.purge_idempotency_keys", "schedule": crontab(minute=17)},
+    # Customer e-mails from the outbox events, and re-kicks of due ones (also kicked after each relay).
+    "customer-emails-dispatch": {"task": "notifications.dispatch", "schedule": 5.0},
 }
 
 # --- Auth, i18n, static -------------------------------------------------------------------
@@ -208,12 +211,39 @@ MEDIA_ROOT = env("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 MEDIA_URL = "/media/"
 
 # --- Email ---------------------------------------------------------------------------------
-EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
-EMAIL_HOST = env("EMAIL_HOST", default="localhost")
-EMAIL_PORT = env.int("EMAIL_PORT", default=25)
-EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
-EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
-EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+# EMAIL_URL (django-environ): smtp://user:pass@host:587/?tls=True (STARTTLS),
+# smtp+ssl://user:pass@host:465 (implicit TLS), smtp://localhost:1025 (no auth). Every mail of
+# every app (customer e-mails, invoices, reminders, staff reports) goes through it. Without it
+# each mail is written as an .eml file under EMAIL_FILE_PATH (var/mail/): `make run` needs no
+# SMTP server. EMAIL_TIMEOUT bounds every SMTP connect and command (seconds).
+EMAIL_URL = env("EMAIL_URL", default="")
+EMAIL_TIMEOUT: float | None = env.float("EMAIL_TIMEOUT", default=10.0)
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
+if EMAIL_URL:
+    from common.mail import email_config
+
+    _email = email_config(url=EMAIL_URL, parsed=env.email_url_config(EMAIL_URL), timeout_s=EMAIL_TIMEOUT or 10.0)
+    EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+    EMAIL_HOST = _email["EMAIL_HOST"]
+    EMAIL_PORT = _email["EMAIL_PORT"]
+    EMAIL_HOST_USER = _email["EMAIL_HOST_USER"]
+    EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"]
+    EMAIL_USE_TLS = _email["EMAIL_USE_TLS"]
+    EMAIL_USE_SSL = _email["EMAIL_USE_SSL"]
+    EMAIL_TIMEOUT = _email["EMAIL_TIMEOUT"]
+else:
+    EMAIL_BACKEND = "common.mail.EmlFileBackend"
+# Customer e-mails (notifications/): a failed send is retried with common.backoff from
+# EMAIL_RETRY_BASE_S up to EMAIL_RETRY_MAX_S, EMAIL_MAX_TRIES times, then shown as failed in
+# the admin (staff can send it again). A kicked row whose message was lost is kicked again
+# after EMAIL_KICK_LEASE_S. The dispatcher re-reads EMAIL_DISPATCH_OVERLAP_S of events
+# behind its cursor: an event whose transaction committed late is still seen.
+EMAIL_RETRY_BASE_S = env.float("EMAIL_RETRY_BASE_S", default=30.0)
+EMAIL_RETRY_MAX_S = env.float("EMAIL_RETRY_MAX_S", default=3600.0)
+EMAIL_MAX_TRIES = env.int("EMAIL_MAX_TRIES", default=12)
+EMAIL_KICK_LEASE_S = env.float("EMAIL_KICK_LEASE_S", default=120.0)
+EMAIL_DISPATCH_OVERLAP_S = env.float("EMAIL_DISPATCH_OVERLAP_S", default=600.0)
+EMAIL_DISPATCH_BATCH = env.int("EMAIL_DISPATCH_BATCH", default=200)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="shop@localhost")
 STAFF_EMAILS = env.list("STAFF_EMAILS", default=["staff@localhost"])
 
@@ -370,6 +400,7 @@ CELERY_TASK_ROUTES = {
     "invoicing.render_credit_note_pdf": {"queue": "documents"},
     "invoicing.send_overdue_reminder": {"queue": "documents"},
     "invoicing.send_daily_sales_report": {"queue": "documents"},
+    "notifications.*": {"queue": "documents"},
     "payments.simulated_deliver": {"queue": "provider"},
     "payments.kick_due_deliveries": {"queue": "provider"},
 }

@@ -1,6 +1,6 @@
 """The apps form a one-way graph, imports inside functions included (flows/__init__.py):
 
-    common <- outbox <- inventory <- orders <- payments <- invoicing <- flows <- config
+    common <- outbox <- inventory <- orders <- payments <- invoicing <- notifications <- flows <- config
 
 Every import of non-test code is read with `ast` (not by importing it), so an import placed
 inside a function counts like any other. No app may import a higher one, and no app may
@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYERS = ["common", "outbox", "inventory", "orders", "payments", "invoicing", "flows", "config"]
+LAYERS = ["common", "outbox", "inventory", "orders", "payments", "invoicing", "notifications", "flows", "config"]
 RANK = {name: rank for rank, name in enumerate(LAYERS)}
 
 

@@ -1,0 +1,79 @@
+"""What each customer e-mail says: subject, plain text and HTML from
+templates/notifications/<kind>{_subject.txt,.txt,.html}, and its attachment. Built from the
+rows as they are at send time (tracking number, PDF), never from a copy in the event."""
+
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from notifications.models import CustomerEmail, EmailKind
+from orders.models import Order
+
+
+def _invoice_part(*, invoice_id: int) -> tuple[dict[str, Any], tuple[str, bytes]]:
+    """The invoice and its PDF, rendered now if it is not stored yet (or stale)."""
+    from invoicing.selectors import invoice_document_filename
+    from invoicing.services import invoice_pdf_store
+
+    document = invoice_pdf_store(invoice_id=invoice_id)
+    invoice = document.invoice
+    return {"invoice": invoice}, (invoice_document_filename(invoice=invoice), bytes(document.pdf))
+
+
+def _credit_note_part(*, credit_note_id: int) -> tuple[dict[str, Any], tuple[str, bytes]]:
+    from invoicing.models import CreditNote
+    from invoicing.pdf import credit_note_pdf
+
+    credit_note = CreditNote.objects.select_related("invoice").prefetch_related("lines").get(pk=credit_note_id)
+    filename, pdf = credit_note_pdf(credit_note_id=credit_note_id)
+    return {"credit_note": credit_note, "credit_lines": list(credit_note.lines.all())}, (filename, pdf)
+
+
+def customer_email_context(*, email: CustomerEmail) -> tuple[dict[str, Any], tuple[str, bytes] | None]:
+    order = Order.objects.select_related("user").prefetch_related("lines").get(pk=email.order_id)
+    payload = email.event.payload
+    context: dict[str, Any] = {
+        "order": order,
+        "lines": list(order.lines.all()),
+        "customer_name": order.shipping_address.get("name") or order.user.get_full_name() or order.user.get_username(),
+        "order_url": f"{settings.SITE_URL}{reverse('order', args=[order.pk])}",
+        "shop": settings.SELLER,
+        "site_url": settings.SITE_URL,
+        "reason": payload.get("reason", ""),
+    }
+    attachment = None
+    if email.kind == EmailKind.INVOICE_ISSUED:
+        extra, attachment = _invoice_part(invoice_id=int(payload["invoice_id"]))
+        context.update(extra)
+    elif email.kind == EmailKind.REFUND_ISSUED:
+        extra, attachment = _credit_note_part(credit_note_id=int(payload["credit_note_id"]))
+        context.update(extra)
+    elif email.kind == EmailKind.ORDER_SHIPPED:
+        context.update(
+            carrier=getattr(order, "shipping_carrier", "") or payload.get("carrier", ""),
+            tracking_number=getattr(order, "tracking_number", "") or payload.get("tracking_number", ""),
+            tracking_url=getattr(order, "tracking_url", "") or payload.get("tracking_url", ""),
+        )
+    return context, attachment
+
+
+def customer_email_message(*, email: CustomerEmail) -> EmailMultiAlternatives:
+    """The message for one CustomerEmail row: text and HTML alternatives, the PDF attached
+    (invoice, credit note), a Message-ID that stays the same for every try."""
+    context, attachment = customer_email_context(email=email)
+    subject = " ".join(render_to_string(f"notifications/{email.kind}_subject.txt", context).split())
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string(f"notifications/{email.kind}.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[email.to],
+        reply_to=[settings.SELLER.get("email") or settings.DEFAULT_FROM_EMAIL],
+        headers={"Message-ID": email.message_id, "X-Customer-Email": f"{email.kind} {email.pk}"},
+    )
+    message.attach_alternative(render_to_string(f"notifications/{email.kind}.html", context), "text/html")
+    if attachment is not None:
+        message.attach(attachment[0], attachment[1], "application/pdf")
+    return message
