@@ -50,6 +50,8 @@ from psycopg.types.json import Jsonb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import flow  # noqa: E402 (bench/flow.py, next to this script)
+
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://root@127.0.0.1:5432/commerce_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 SERIES = "INV"
@@ -321,18 +323,18 @@ RECORD_EVENT = (
 )
 
 
-def raw_assign(conn: psycopg.Connection[Any], invoice_id: int) -> None:
+def raw_assign(conn: psycopg.Connection[Any], invoice_id: int, *, series: str = SERIES) -> None:
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(LOCK_INVOICE, (invoice_id,))
         row = cur.fetchone()
         if row is None or row[1] is not None or row[2] != "pending":
             return
-        cur.execute(TAKE_NUMBER, (SERIES,))
+        cur.execute(TAKE_NUMBER, (series,))
         taken = cur.fetchone()
         assert taken is not None
         number = int(taken[0])
-        cur.execute(ISSUE, (SERIES, number, invoice_id))
-        payload = {"invoice_id": invoice_id, "order_id": row[3], "series": SERIES, "number": number}
+        cur.execute(ISSUE, (series, number, invoice_id))
+        payload = {"invoice_id": invoice_id, "order_id": row[3], "series": series, "number": number}
         cur.execute(RECORD_EVENT, (uuid.uuid4(), str(invoice_id), Jsonb(payload)))
 
 
@@ -370,6 +372,140 @@ def bench_raw_sql(*, count: int, connections: int) -> Throughput:
     if errors:
         raise errors[0]
     return Throughput(invoices=count, seconds=elapsed, connections=connections)
+
+
+# --- 2b. Scale by series --------------------------------------------------------------------
+
+
+@dataclass
+class SeriesRun:
+    series: int
+    raw: Throughput
+    service: Throughput | None  # None when this tree's numbering cannot be given a series
+
+
+def _series_kind(name: str) -> Any:
+    """The invoice numbering kind (group commit, invoicing.services) restricted to the
+    invoices stored in series `name` and numbered in it: one series per shop channel or
+    country, as a series would be chosen per invoice."""
+    import dataclasses
+
+    from django.db.models import Q
+
+    from invoicing.services import INVOICE_KIND
+
+    return dataclasses.replace(INVOICE_KIND, series_for=lambda at: name, due=Q(series=name))
+
+
+def _series_process(name: str) -> None:
+    from django.db import connections
+
+    from invoicing.models import Invoice
+    from invoicing.services import FaultInjector, documents_number_due
+
+    connections.close_all()  # a fresh connection in this process
+    kind, fault = _series_kind(name), FaultInjector(rate=0)
+    while True:
+        batch = documents_number_due(kind=kind, fault=fault)
+        if not batch.issued and not batch.failed:
+            if not Invoice.objects.filter(series=name, status="pending").exists():
+                break
+            time.sleep(0.002)  # the rest is in another process's batch
+    connections.close_all()
+
+
+def series_names(run: int, count: int) -> list[str]:
+    return [f"S{run}{chr(ord('A') + i)}" for i in range(count)]
+
+
+def bench_series(*, count: int, series: int, processes: int) -> SeriesRun:
+    """`count` pending invoices spread over `series` series, numbered (1) by the group-commit
+    service from `processes` processes, each serving one series (round robin), (2) by the
+    raw per-invoice SQL transaction from as many connections, each on one series."""
+    import multiprocessing
+
+    from django.db import connections
+
+    from invoicing.models import Invoice
+
+    names = series_names(series, series)
+    try:
+        from invoicing.services import documents_number_due  # noqa: F401 (group commit by kind)
+    except ImportError:
+        service = None
+    else:
+        log(f"series x{series}: {count} pending invoices, group commit from {processes} processes")
+        ids = paid_orders_with_pending_invoices(count)
+        broker_flush()
+        for i, name in enumerate(names):
+            Invoice.objects.filter(pk__in=ids[i::series]).update(series=name)
+        connections.close_all()
+        context = multiprocessing.get_context("fork")
+        children = [context.Process(target=_series_process, args=(names[i % series],)) for i in range(processes)]
+        started = time.perf_counter()
+        for child in children:
+            child.start()
+        for child in children:
+            child.join()
+        elapsed = time.perf_counter() - started
+        if any(child.exitcode != 0 for child in children):
+            raise RuntimeError("a series process failed")
+        service = Throughput(invoices=count, seconds=elapsed, connections=processes)
+        broker_flush()  # the PDF kicks of the issued invoices: no documents worker here
+
+    log(f"series x{series}: {count} pending invoices, raw SQL from {processes} connections")
+    raw_names = [f"R{name}" for name in names]
+    ids = paid_orders_with_pending_invoices(count)
+    broker_flush()
+    with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
+        for name in raw_names:
+            conn.execute("INSERT INTO invoicing_invoicesequence (series, next_value) VALUES (%s, 1)", [name])
+    raw = bench_raw_sql_ids(ids=ids, series=[raw_names[i % series] for i in range(processes)])
+    return SeriesRun(series=series, raw=raw, service=service)
+
+
+def bench_raw_sql_ids(*, ids: list[int], series: list[str]) -> Throughput:
+    """The raw per-invoice transaction, one connection per entry of `series` (its series)."""
+    todo: queue.Queue[int] = queue.Queue()
+    for invoice_id in ids:
+        todo.put(invoice_id)
+    errors: list[BaseException] = []
+
+    def run(conn: psycopg.Connection[Any], name: str) -> None:
+        try:
+            while True:
+                try:
+                    invoice_id = todo.get_nowait()
+                except queue.Empty:
+                    return
+                raw_assign(conn, invoice_id, series=name)
+        except BaseException as exc:
+            errors.append(exc)
+
+    conns = [psycopg.connect(DATABASE_URL) for _ in series]
+    threads = [threading.Thread(target=run, args=(conn, name)) for conn, name in zip(conns, series, strict=True)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    for conn in conns:
+        conn.close()
+    if errors:
+        raise errors[0]
+    return Throughput(invoices=len(ids), seconds=elapsed, connections=len(series))
+
+
+def render_series(runs: list[SeriesRun]) -> str:
+    lines = [
+        "| series | group-commit service, invoices/s | raw per-invoice SQL, invoices/s |",
+        "| --- | --- | --- |",
+    ]
+    for run in runs:
+        service = f"{run.service.rate:,.0f}" if run.service else "n/a (one series per document kind in this tree)"
+        lines.append(f"| {run.series} | {service} | {run.raw.rate:,.0f} |")
+    return "\n".join(lines)
 
 
 # --- 3. Placement-to-number latency --------------------------------------------------------
@@ -443,18 +579,20 @@ def bench_latency(*, count: int, concurrency: int, per_second: float, log_dir: P
 
 
 def gap_audit() -> tuple[int, int, int]:
-    """(count, max, distinct) of the series' numbers: complete when all three are equal."""
+    """(count, max, distinct) of the INV series' numbers: complete when all three are equal."""
+    return gap_audit_all()[SERIES]
+
+
+def gap_audit_all() -> dict[str, tuple[int, int, int]]:
+    """(count, max, distinct) of every series' numbers."""
     from django.db import connection
 
     with connection.cursor() as cur:
         cur.execute(
-            "SELECT count(*), coalesce(max(number), 0), count(DISTINCT number) FROM invoicing_invoice "
-            "WHERE series = %s AND number IS NOT NULL",
-            [SERIES],
+            "SELECT series, count(*), coalesce(max(number), 0), count(DISTINCT number) FROM invoicing_invoice "
+            "WHERE number IS NOT NULL GROUP BY series ORDER BY series"
         )
-        row = cur.fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1]), int(row[2])
+        return {row[0]: (int(row[1]), int(row[2]), int(row[3])) for row in cur.fetchall()}
 
 
 def machine() -> str:
@@ -527,18 +665,46 @@ NOTES = """How to read them:
 """
 
 
+def levels_arg(text: str) -> list[int]:
+    levels = sorted({int(part) for part in text.split(",") if part.strip()})
+    if not levels or levels[0] < 1:
+        raise argparse.ArgumentTypeError("concurrency levels: positive integers, comma-separated")
+    return levels
+
+
+SERIES_NOTES = """How to read them:
+
+- Invoices are spread evenly over 1, 2 or 4 series (e.g. one per shop channel or country);
+  each of the processes (as many as the worker has) serves one series, round robin, through
+  the group-commit service (`invoicing.services.documents_number_due` with the invoice kind
+  restricted to the invoices stored in that series and numbering them in it), failure rate 0.
+  With one series the batches take turns on its row lock; with more, they run side by side.
+- Raw SQL: the per-invoice transaction (as above) with each connection on one series.
+- In this tree an invoice's series is chosen by `invoice_series_for` (INVOICE_SERIES, plus
+  the year with INVOICE_SERIES_YEARLY_RESET): one series per document kind (INV, CN); the
+  Celery task numbers that one. Choosing it per channel or country is a small change there.
+"""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--invoices", type=int, default=2000, help="invoices for the throughput runs")
     parser.add_argument("--orders", type=int, default=200, help="orders for the latency run")
     parser.add_argument("--per-second", type=float, default=20.0, help="order placement pace for the latency run")
     parser.add_argument("--concurrency", type=int, default=4, help="worker processes = raw SQL connections")
-    parser.add_argument("--write-results", type=Path, help="also write the table to this Markdown file")
+    parser.add_argument("--series", type=levels_arg, default=[1, 2, 4], help="series counts for the scaling run")
+    parser.add_argument("--flow-levels", type=levels_arg, default=[1, 8, 32], help="shoppers per HTTP load step")
+    parser.add_argument("--flow-seconds", type=float, default=40.0, help="measured window of each HTTP load step")
+    parser.add_argument("--flow-warmup", type=float, default=5.0, help="unmeasured start of each HTTP load step")
+    parser.add_argument("--flow-max-orders", type=int, default=5000, help="orders per HTTP load step at most")
+    parser.add_argument("--flow-drain", type=float, default=120.0, help="wait at most this long for the last numbers")
+    parser.add_argument("--failure-rate", type=float, default=0.5, help="INVOICE_FAILURE_RATE of the HTTP load")
+    parser.add_argument("--write-results", type=Path, help="also write the tables to this Markdown file")
     args = parser.parse_args()
 
     started = time.monotonic()
-    load_before = Path("/proc/loadavg").read_text().split()[0]
-    log(f"database {DATABASE_URL} (re-created), broker {REDIS_URL} (flushed)")
+    load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    log(f"database {DATABASE_URL} (re-created), broker {REDIS_URL} (flushed); load average {load_before}")
     broker_check_unused()
     broker_flush()
     database_recreate()
@@ -552,30 +718,96 @@ def main() -> int:
     log(f"Django service: {service.rate:,.0f} invoices/s")
     raw = bench_raw_sql(count=args.invoices, connections=args.concurrency)
     log(f"raw SQL: {raw.rate:,.0f} invoices/s")
+    series_runs = [bench_series(count=args.invoices, series=n, processes=args.concurrency) for n in args.series]
+    for run in series_runs:
+        service_rate = f"{run.service.rate:,.0f}/s" if run.service else "n/a"
+        log(f"series x{run.series}: group commit {service_rate}, raw SQL {run.raw.rate:,.0f}/s")
     latency = bench_latency(
         count=args.orders, concurrency=args.concurrency, per_second=args.per_second, log_dir=log_dir
     )
+    broker_flush()
+    load_flow = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    flow_result = flow.bench_flow(
+        env=bench_env(),
+        database_url=DATABASE_URL,
+        redis_url=REDIS_URL,
+        log_dir=log_dir / "stack",
+        levels=args.flow_levels,
+        warmup_s=args.flow_warmup,
+        window_s=args.flow_seconds,
+        max_orders=args.flow_max_orders,
+        drain_s=args.flow_drain,
+        failure_rate=args.failure_rate,
+    )
     audit = gap_audit()
+    audits = gap_audit_all()
     broker_flush()
 
     table = render(worker=worker, service=service, raw=raw, latency=latency, audit=audit)
-    about = f"{machine()}; 1-minute load average before the run {load_before}"
+    gaps = [name for name, (c, t, d) in audits.items() if not c == t == d]
+    series_table = render_series(series_runs) + (
+        f"\n\nGap audit of all {len(audits)} series after all runs ("
+        + ", ".join(f"{name} 1..{t}" for name, (c, t, d) in audits.items())
+        + "): "
+        + (f"GAPS OR DUPLICATES in {', '.join(gaps)}" if gaps else "1..N complete in every series")
+        + "."
+    )
+    flow_table = flow.render_flow(flow_result)
+    about = f"{machine()}; load average (1, 5, 15 min) before the run {load_before}, before the HTTP load {load_flow}"
     took = time.monotonic() - started
+    reference, top = flow.flow_summary(flow_result)
+    summary = summary_lines(worker=worker, raw=raw, reference=reference, top=top, failure_rate=args.failure_rate)
     print()
     print(table)
     print()
-    print(f"Machine: {about}. Whole run: {took:.0f} s. Worker logs: {log_dir}")
+    print(series_table)
+    print()
+    print(flow_table)
+    print()
+    print(f"Machine: {about}. Whole run: {took:.0f} s. Logs: {log_dir}")
     if args.write_results:
         args.write_results.write_text(
             "# Benchmark results\n\n"
             f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `make bench` (`bench/run.py`, defaults).\n\n"
             f"Machine: {about}.\n\n"
+            "```\n" + "\n".join(summary) + "\n```\n\n"
+            "## Numbering\n\n"
             f"{table}\n\n"
-            f"{NOTES}"
+            f"{NOTES}\n"
+            "## Numbering by series\n\n"
+            f"{series_table}\n\n"
+            f"{SERIES_NOTES}\n"
+            "## The shopper flow over HTTP\n\n"
+            f"{flow_table}\n\n"
+            f"{flow.NOTES}"
         )
         log(f"wrote {args.write_results}")
-    count, top, distinct = audit
-    return 0 if count == top == distinct else 1
+    count, top_number, distinct = audit
+    complete = count == top_number == distinct and not gaps
+    unfinished = sum(step.unfinished for step in flow_result.steps)
+    if unfinished:
+        print(f"{unfinished} accepted orders were not numbered within the drain time")
+    for line in summary:  # last, as the issue asks
+        print(line)
+    return 0 if complete and not unfinished else 1
+
+
+def summary_lines(
+    *, worker: Throughput, raw: Throughput, reference: "flow.Step", top: "flow.Step", failure_rate: float
+) -> list[str]:
+    c = reference.concurrency
+    ratio = reference.completed_per_s / reference.accepted_per_s if reference.accepted_per_s else float("nan")
+    polls = [p.seconds for p in reference.window_polls]
+    scale = top.accepted_per_s / reference.accepted_per_s if reference.accepted_per_s else float("nan")
+    return [
+        f"bench numbering: worker {worker.rate:.0f}/s, raw-sql {raw.rate:.0f}/s, ratio {worker.rate / raw.rate:.2f}",
+        f"bench flow c{c}: accepted {reference.accepted_per_s:.1f}/s, completed {reference.completed_per_s:.1f}/s, "
+        f"ratio {ratio:.2f}, pay-to-number p50 {flow.pct(reference.pay_to_number, 50):.2f} s "
+        f"p99 {flow.pct(reference.pay_to_number, 99):.2f} s at failure rate {failure_rate:g}",
+        f"bench poll c{c}: p95 {1000 * flow.pct(polls, 95):.0f} ms",
+        f"bench web c{c}: cpu per order {reference.cpu_per_order_ms:.0f} ms, "
+        f"accepted c{top.concurrency}/c{c} ratio {scale:.2f}",
+    ]
 
 
 if __name__ == "__main__":
