@@ -22,6 +22,10 @@ STAFF_PERMISSIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Single permissions beyond the app-wide actions above: (app label, codename).
+STAFF_EXTRA_PERMISSIONS: tuple[tuple[str, str], ...] = (("payments", "add_refund"),)
+
+
 def staff_group_sync(*, apps: Any = global_apps) -> Any:
     """Create the staff group if missing and give it STAFF_PERMISSIONS (idempotent).
     `apps` is the historical registry inside a migration, the real one otherwise."""
@@ -33,6 +37,8 @@ def staff_group_sync(*, apps: Any = global_apps) -> Any:
         for permission in Permission.objects.filter(content_type__app_label=app_label):
             if permission.codename.split("_", 1)[0] in actions:
                 wanted.append(permission)
+    for app_label, codename in STAFF_EXTRA_PERMISSIONS:
+        wanted.extend(Permission.objects.filter(content_type__app_label=app_label, codename=codename))
     group.permissions.add(*wanted)
     return group
 

@@ -1,13 +1,22 @@
 """Admin classes of the lower apps, registered again with the flows they start (see
-flows/__init__.py): the draft order's Finalize."""
+flows/__init__.py): the draft order's Finalize, the order's Cancel (a paid order is
+refunded in full)."""
 
 from django.contrib import admin
 
 from flows.draft_finalize import draft_order_finalize
+from flows.order_cancel import order_cancel_by
 from orders.admin import DraftOrderAdmin
-from orders.models import DraftOrder
+from orders.models import DraftOrder, Order
+from payments.admin import OrderWithPaymentsAdmin
 
 admin.site.unregister(DraftOrder)
+admin.site.unregister(Order)
+
+
+@admin.register(Order)
+class OrderFlowAdmin(OrderWithPaymentsAdmin):
+    cancel_order = staticmethod(order_cancel_by)
 
 
 @admin.register(DraftOrder)

@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
@@ -22,10 +23,17 @@ from orders.services import (
     draft_order_delete,
     draft_order_set_lines,
     draft_order_update,
-    order_fulfil,
-    order_refund,
+    order_deliver,
+    order_ship,
+    order_start_processing,
 )
 from outbox.models import OutboxEvent
+
+
+class ShipForm(forms.Form):
+    carrier = forms.CharField(max_length=100)
+    tracking_number = forms.CharField(max_length=100)
+    tracking_url = forms.URLField(max_length=500, required=False, assume_scheme="https")
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -61,11 +69,17 @@ class OrderAdmin(admin.ModelAdmin):
     # payments/admin.py registers this admin again with the order's payment attempts inline.
     inlines = [OrderLineInline, StatusChangeInline]
     readonly_fields = (
-        "user", "status", "currency", "subtotal", "discount", "shipping", "tax", "total", "coupon_code",
-        "shipping_address", "reservation_expires_at", "placed_at", "created_at", "updated_at",
+        "user", "status", "lifecycle", "currency", "subtotal", "discount", "shipping", "tax", "total",
+        "coupon_code", "shipping_address", "reservation_expires_at", "placed_at", "shipping_carrier",
+        "tracking_number", "tracking_url", "shipped_at", "delivered_at", "created_at", "updated_at",
         "reservations", "outbox_events",
     )  # fmt: skip
-    actions = ["mark_fulfilled", "mark_refunded"]
+    actions = ["mark_processing", "mark_delivered", "cancel_selected"]
+    # The cancel flow (flows.order_cancel.order_cancel_by): flows/admin.py registers this
+    # admin again with it (a paid order is cancelled by refunding it, payments' work).
+    cancel_order: Callable[..., Order] | None = None
+    # Links shown under "lifecycle": (label, admin URL name) added by the apps above.
+    extra_order_links: tuple[tuple[str, str], ...] = ()
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
@@ -73,30 +87,89 @@ class OrderAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
 
-    def _transition_selected(self, request: HttpRequest, queryset: QuerySet[Order], *, to: str) -> None:
-        service = order_fulfil if to == "fulfilled" else order_refund
+    def get_urls(self):  # type: ignore[no-untyped-def]
+        return [
+            path(
+                "<int:order_id>/ship/",
+                self.admin_site.admin_view(self.ship_view),
+                name="orders_order_ship",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="lifecycle")
+    def lifecycle(self, obj: Order) -> str:
+        links = [("Ship…", reverse("admin:orders_order_ship", args=[obj.pk]))]
+        links += [(label, reverse(name, args=[obj.pk])) for label, name in self.extra_order_links]
+        return format_html_join(" · ", '<a class="button" href="{}">{}</a>', [(url, label) for label, url in links])
+
+    def ship_view(self, request: HttpRequest, order_id: int) -> HttpResponse:
+        """Staff: record a shipment (carrier, tracking) and move the order to shipped."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        order = Order.objects.filter(pk=order_id).first()
+        if order is None:
+            return redirect("admin:orders_order_changelist")
+        form = ShipForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            assert isinstance(request.user, User)
+            try:
+                order_ship(order_id=order.pk, actor=request.user, **form.cleaned_data)
+            except ApplicationError as exc:
+                self.message_user(request, f"Not shipped: {exc.message}", messages.ERROR)
+            else:
+                audit_record(actor=request.user, action="order.ship", target=order, details=form.cleaned_data)
+                self.message_user(request, f"Order #{order.pk} shipped.", messages.SUCCESS)
+                return redirect("admin:orders_order_change", order.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "order": order,
+            "form": form,
+            "title": f"Ship order #{order.pk}",
+        }
+        return TemplateResponse(request, "admin/orders/order/ship.html", context)
+
+    def _transition_selected(
+        self, request: HttpRequest, queryset: QuerySet[Order], *, service: Callable[..., Order], label: str
+    ) -> None:
         assert isinstance(request.user, User)
         done, refused = [], []
         for order in queryset.order_by("id"):
             try:
-                service(order_id=order.pk, actor=request.user)
+                moved = service(order_id=order.pk, actor=request.user)
             except ApplicationError as exc:
                 refused.append(f"#{order.pk}: {exc.message}")
                 continue
-            audit_record(actor=request.user, action=f"order.{to}", target=order, details={"from": order.status})
+            audit_record(
+                actor=request.user,
+                action=f"order.{label}",
+                target=order,
+                details={"from": order.status, "to": moved.status},
+            )
             done.append(f"#{order.pk}")
         if done:
-            self.message_user(request, f"Marked {to}: {', '.join(done)}.", messages.SUCCESS)
+            self.message_user(request, f"{label.capitalize()}: {', '.join(done)}.", messages.SUCCESS)
         if refused:
             self.message_user(request, "Not changed: " + "; ".join(refused), messages.ERROR)
 
-    @admin.action(description="Mark fulfilled (paid orders)", permissions=["change"])
-    def mark_fulfilled(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        self._transition_selected(request, queryset, to="fulfilled")
+    @admin.action(description="Mark processing (paid orders)", permissions=["change"])
+    def mark_processing(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        self._transition_selected(request, queryset, service=order_start_processing, label="processing")
 
-    @admin.action(description="Mark refunded (paid orders; refund made at the provider)", permissions=["change"])
-    def mark_refunded(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        self._transition_selected(request, queryset, to="refunded")
+    @admin.action(description="Mark delivered (shipped orders)", permissions=["change"])
+    def mark_delivered(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        self._transition_selected(request, queryset, service=order_deliver, label="delivered")
+
+    @admin.action(description="Cancel (unpaid; paid orders are refunded in full)", permissions=["change"])
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        cancel = self.cancel_order
+        assert cancel is not None, "flows/admin.py registers this admin with cancel_order"
+
+        def service(*, order_id: int, actor: User) -> Order:
+            return cancel(order_id=order_id, actor=actor, staff=True, reason="cancelled by staff (admin)")
+
+        self._transition_selected(request, queryset, service=service, label="cancelled")
 
     @admin.display(description="invoice")
     def invoice_number(self, obj: Order) -> str:

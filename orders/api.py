@@ -27,6 +27,7 @@ from orders.selectors import (
     orders_for_list,
 )
 from orders.serializers import (
+    CancelInput,
     CartItemInput,
     CartOutput,
     CartQuantityInput,
@@ -34,6 +35,7 @@ from orders.serializers import (
     DraftOrderInput,
     DraftOrderOutput,
     OrderOutput,
+    ShipInput,
 )
 from orders.services import (
     DraftLineSpec,
@@ -43,6 +45,8 @@ from orders.services import (
     cart_update_line,
     checkout_place_order,
     draft_order_create,
+    order_deliver,
+    order_ship,
 )
 
 IDEMPOTENCY_HEADER = idempotency_key_header(
@@ -205,6 +209,101 @@ class OrderDetailApi(APIView):
     )
     def get(self, request: Request, order_id: int) -> Response:
         return Response(OrderOutput(order_get_for_user(user=request.user, order_id=order_id)).data)
+
+
+# --- Lifecycle -----------------------------------------------------------------------------------
+
+
+def _order_response(request: Request, order_id: int) -> Response:
+    return Response(OrderOutput(order_get_for_user(user=request.user, order_id=order_id)).data)
+
+
+def _is_staff_for_orders(user: Any) -> bool:
+    return bool(user.is_active and user.is_staff and user.has_perm("orders.change_order"))
+
+
+class OrderCancelApi(APIView):
+    # The cancel flow (flows.order_cancel.order_cancel_by: a paid order is refunded), given by the route.
+    cancel: Callable[..., Order] | None = None
+
+    @extend_schema(
+        request=CancelInput,
+        responses={
+            200: OrderOutput,
+            **api_errors(
+                {409: ("illegal_transition", "payment_in_progress", "refund_in_progress", "refund_exceeds_refundable")}
+            ),
+        },
+        operation_id="orders_cancel",
+        summary="Cancel an order",
+        description="The shopper cancels their unpaid order (`pending_payment` -> `cancelled`; the reserved "
+        "stock is released at once). Staff may cancel any order; a paid order not yet shipped is cancelled by "
+        "refunding it in full with restock: the answer shows it still paid with a pending refund, and it "
+        "becomes `cancelled` when the provider confirms the refund. 409 `payment_in_progress` while a payment "
+        "attempt is processing; 409 `illegal_transition` for an order already final, shipped, or paid (shopper); "
+        "409 `refund_in_progress` when its cancellation is already pending. 404 `not_found` for another "
+        "customer's order.",
+    )
+    def post(self, request: Request, order_id: int) -> Response:
+        data = CancelInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        assert isinstance(request.user, User)  # IsAuthenticated
+        assert self.cancel is not None, "route OrderCancelApi with cancel (flows/urls_api.py)"
+        staff = _is_staff_for_orders(request.user)
+        order = self.cancel(order_id=order_id, actor=request.user, staff=staff, reason=data.validated_data["reason"])
+        if staff:
+            audit_record(actor=request.user, action="order.cancel", target=order, details={"status": order.status})
+        return _order_response(request, order_id)
+
+
+class OrderShipApi(APIView):
+    permission_classes = [HasModelPermission.of("orders.change_order")]
+
+    @extend_schema(
+        request=ShipInput,
+        responses={200: OrderOutput, **api_errors({400: ("validation_error",), 409: ("illegal_transition",)})},
+        operation_id="orders_ship",
+        summary="Ship an order",
+        description="Staff: a paid (or processing) order left the warehouse: `shipped`, with carrier and "
+        "tracking (the shopper's order page links `tracking_url`). 409 `illegal_transition` for an unpaid, "
+        "cancelled, refunded or already shipped order; nothing changes then.",
+        examples=[
+            OpenApiExample(
+                "Parcel",
+                value={
+                    "carrier": "DHL",
+                    "tracking_number": "JD0140000",
+                    "tracking_url": "https://dhl.example/JD0140000",
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request, order_id: int) -> Response:
+        data = ShipInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        assert isinstance(request.user, User)
+        order = order_ship(order_id=order_id, actor=request.user, **data.validated_data)
+        audit_record(actor=request.user, action="order.ship", target=order, details=data.validated_data)
+        return _order_response(request, order_id)
+
+
+class OrderDeliverApi(APIView):
+    permission_classes = [HasModelPermission.of("orders.change_order")]
+
+    @extend_schema(
+        request=None,
+        responses={200: OrderOutput, **api_errors({409: ("illegal_transition",)})},
+        operation_id="orders_deliver",
+        summary="Mark an order delivered",
+        description="Staff: a shipped order arrived (`shipped` -> `delivered`). 409 `illegal_transition` "
+        "otherwise; nothing changes then.",
+    )
+    def post(self, request: Request, order_id: int) -> Response:
+        assert isinstance(request.user, User)
+        order = order_deliver(order_id=order_id, actor=request.user)
+        audit_record(actor=request.user, action="order.deliver", target=order, details={})
+        return _order_response(request, order_id)
 
 
 # --- Draft orders (staff billing) --------------------------------------------------------------

@@ -3,6 +3,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from orders.models import Order
@@ -96,6 +97,23 @@ class InvoiceSummaryOutput(serializers.Serializer):
     status = serializers.CharField()
 
 
+class ShipmentOutput(serializers.Serializer):
+    carrier = serializers.CharField(source="shipping_carrier")
+    tracking_number = serializers.CharField()
+    tracking_url = serializers.CharField(allow_blank=True)
+    shipped_at = serializers.DateTimeField()
+
+
+class ShipInput(serializers.Serializer):
+    carrier = serializers.CharField(max_length=100)
+    tracking_number = serializers.CharField(max_length=100)
+    tracking_url = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class CancelInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
 class OrderOutput(serializers.Serializer):
     id = serializers.IntegerField()
     status = serializers.CharField()
@@ -113,6 +131,12 @@ class OrderOutput(serializers.Serializer):
     invoice = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
     placed_at = serializers.DateTimeField(allow_null=True)
+    shipment = serializers.SerializerMethodField()
+    delivered_at = serializers.DateTimeField(allow_null=True)
+
+    @extend_schema_field(ShipmentOutput(allow_null=True))
+    def get_shipment(self, order: Order) -> dict[str, Any] | None:
+        return ShipmentOutput(order).data if order.shipped_at is not None else None
 
     def get_payment_status(self, order: Order) -> str:
         return order_payment_status(order=order)

@@ -309,28 +309,102 @@ def order_mark_paid(*, order_id: int, reason: str = "payment succeeded") -> Orde
 
 
 def order_cancel(*, order_id: int, reason: str, actor: User | None = None) -> Order:
-    """Cancel an unpaid order and give its stock back."""
+    """Cancel an unpaid order and give its stock back at once. Raises IllegalTransition
+    unless it awaits payment. (Whether a payment attempt blocks it is the caller's check:
+    flows.order_cancel; a paid order is cancelled by refunding it there too.)"""
     with transaction.atomic():
         order = order_lock(order_id=order_id)
+        if order.status != OrderStatus.PENDING_PAYMENT:
+            # The table lets a paid order end cancelled, but only through its full refund.
+            raise IllegalTransition(
+                f"Order #{order.pk} is {order.status}; only an unpaid order is cancelled without a refund.",
+                details={"from": order.status, "to": OrderStatus.CANCELLED},
+            )
         order_transition(order=order, to=OrderStatus.CANCELLED, reason=reason, actor=actor)
         reservations_release(order_id=order.pk)
         Order.objects.filter(pk=order.pk).update(reservation_expires_at=None)
     return order
 
 
-def order_fulfil(*, order_id: int, actor: User | None = None) -> Order:
-    """Staff: a paid order was shipped. Raises IllegalTransition unless it is paid."""
-    with transaction.atomic():
-        order = order_lock(order_id=order_id)
-        return order_transition(order=order, to=OrderStatus.FULFILLED, reason="fulfilled by staff", actor=actor)
+class ShipmentInvalid(ValidationFailed):
+    pass
 
 
-def order_refund(*, order_id: int, actor: User | None = None, reason: str = "refunded by staff") -> Order:
-    """Staff: record that a paid order's money was given back at the provider (the
-    simulated provider has no refund API). Raises IllegalTransition unless it is paid."""
+def _staff_move(*, order_id: int, to: str, reason: str, actor: User | None, **fields: Any) -> Order:
     with transaction.atomic():
-        order = order_lock(order_id=order_id)
-        return order_transition(order=order, to=OrderStatus.REFUNDED, reason=reason, actor=actor)
+        try:
+            order = order_lock(order_id=order_id)
+        except Order.DoesNotExist:
+            raise NotFound("No such order.") from None
+        order_transition(order=order, to=to, reason=reason, actor=actor)
+        if fields:
+            Order.objects.filter(pk=order.pk).update(**fields)
+            for name, value in fields.items():
+                setattr(order, name, value)
+    return order
+
+
+def order_start_processing(*, order_id: int, actor: User | None = None) -> Order:
+    """Staff: a paid order is being picked and packed. Raises IllegalTransition otherwise."""
+    return _staff_move(order_id=order_id, to=OrderStatus.PROCESSING, reason="processing", actor=actor)
+
+
+def order_ship(
+    *, order_id: int, carrier: str, tracking_number: str, tracking_url: str = "", actor: User | None = None
+) -> Order:
+    """Staff: a paid (or processing, or partly refunded) order left the warehouse.
+
+    Records carrier and tracking on the order (read by the order.shipped e-mail). Raises
+    ValidationFailed (no carrier or tracking number, a tracking URL that is not http(s)),
+    IllegalTransition (cancelled, unpaid, already shipped), NotFound; nothing changes then.
+    """
+    carrier, tracking_number, tracking_url = carrier.strip(), tracking_number.strip(), tracking_url.strip()
+    problems: dict[str, list[str]] = {}
+    if not carrier:
+        problems["carrier"] = ["Required."]
+    if not tracking_number:
+        problems["tracking_number"] = ["Required."]
+    if tracking_url and not tracking_url.lower().startswith(("https://", "http://")):
+        problems["tracking_url"] = ["Must be an http(s) URL."]
+    if len(carrier) > 100 or len(tracking_number) > 100 or len(tracking_url) > 500:
+        problems["length"] = ["carrier and tracking_number at most 100 characters, tracking_url 500."]
+    if problems:
+        raise ShipmentInvalid("The shipment is not valid; see details.", details=problems)
+    return _staff_move(
+        order_id=order_id,
+        to=OrderStatus.SHIPPED,
+        reason=f"shipped with {carrier}, tracking {tracking_number}",
+        actor=actor,
+        shipping_carrier=carrier,
+        tracking_number=tracking_number,
+        tracking_url=tracking_url,
+        shipped_at=timezone.now(),
+    )
+
+
+def order_deliver(*, order_id: int, actor: User | None = None) -> Order:
+    """Staff: a shipped order arrived. Raises IllegalTransition unless it is shipped."""
+    return _staff_move(
+        order_id=order_id, to=OrderStatus.DELIVERED, reason="delivered", actor=actor, delivered_at=timezone.now()
+    )
+
+
+def order_record_refund(
+    *, order: Order, fully_refunded: bool, cancels: bool, reason: str, actor: User | None = None
+) -> Order:
+    """The orders part of a refund that succeeded (flows.refund_succeeded; the order is
+    locked by the caller): partially_refunded, refunded, or cancelled for a staff cancel of
+    a paid order. An order already cancelled stays so (a refund that finished after it)."""
+    if order.status == OrderStatus.CANCELLED:
+        return order
+    if cancels and fully_refunded:
+        to = OrderStatus.CANCELLED
+    else:
+        to = OrderStatus.REFUNDED if fully_refunded else OrderStatus.PARTIALLY_REFUNDED
+    order_transition(order=order, to=to, reason=reason, actor=actor)
+    if to == OrderStatus.CANCELLED:
+        Order.objects.filter(pk=order.pk).update(reservation_expires_at=None)
+    return order
 
 
 # Test seam (None in production: one comparison per batch). Called with the ids of the batch

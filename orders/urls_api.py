@@ -7,8 +7,10 @@ from orders.api import (
     CheckoutApi,
     DraftOrderDetailApi,
     DraftOrderListApi,
+    OrderDeliverApi,
     OrderDetailApi,
     OrderListApi,
+    OrderShipApi,
 )
 
 urlpatterns = [
@@ -18,6 +20,8 @@ urlpatterns = [
     path("checkout/", CheckoutApi.as_view(), name="api-checkout"),
     path("orders/", OrderListApi.as_view(), name="api-orders"),
     path("orders/<int:order_id>/", OrderDetailApi.as_view(), name="api-order"),
+    path("orders/<int:order_id>/ship/", OrderShipApi.as_view(), name="api-order-ship"),
+    path("orders/<int:order_id>/deliver/", OrderDeliverApi.as_view(), name="api-order-deliver"),
     path("draft-orders/", DraftOrderListApi.as_view(), name="api-draft-orders"),
     path("draft-orders/<int:draft_id>/", DraftOrderDetailApi.as_view(), name="api-draft-order"),
 ]

@@ -1,15 +1,32 @@
-from django.contrib import admin
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from common.audit import audit_record
+from common.errors import ApplicationError
+from common.forms import IdempotentFormMixin
+from common.idempotency import idempotent_page
 from orders.admin import OrderAdmin, OrderLineInline, StatusChangeInline
 from orders.models import Order
-from payments.models import DeliveryStatus, PaymentAttempt, SimulatedDelivery, WebhookEvent
+from payments.models import DeliveryStatus, PaymentAttempt, Refund, RefundLine, SimulatedDelivery, WebhookEvent
 from payments.providers.stripe import NAME as STRIPE
 from payments.providers.stripe import stripe_dashboard_url, stripe_references
+from payments.refunds import (
+    RefundLineSpec,
+    order_refundable_amount,
+    refund_create,
+    refund_create_for_flagged_attempt,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -74,14 +91,129 @@ class OrderPaymentAttemptInline(admin.TabularInline):
         return False
 
 
-# The order admin is the orders app's; payments adds the order's attempts to it (orders
-# never imports payments).
+class OrderRefundInline(admin.TabularInline):
+    model = Refund
+    extra = 0
+    can_delete = False
+    fields = ("provider_reference", "amount", "currency", "status", "reason", "restock", "cancels_order",
+              "failure_reason", "requested_by", "created_at", "succeeded_at", "failed_at")  # fmt: skip
+    readonly_fields = fields
+    show_change_link = True
+    ordering = ("created_at", "id")
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class RefundForm(IdempotentFormMixin):
+    """One quantity field per order line with a SKU (`line_<id>`), or an amount only."""
+
+    amount = forms.DecimalField(
+        max_digits=12, decimal_places=2, required=False, help_text="Amount-only refund (leave the lines at 0)."
+    )
+    reason = forms.CharField(max_length=200)
+    restock = forms.BooleanField(required=False, initial=True, help_text="Put refunded units back in stock.")
+
+    def __init__(self, *args: Any, order: Order, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.order_lines = [line for line in order.lines.all() if line.sku]
+        for line in self.order_lines:
+            self.fields[f"line_{line.pk}"] = forms.IntegerField(
+                min_value=0, max_value=line.quantity, required=False, initial=0,
+                label=f"{line.sku}: {line.name} (bought {line.quantity})",
+            )  # fmt: skip
+
+    def refund_lines(self) -> list[RefundLineSpec]:
+        return [
+            RefundLineSpec(sku=line.sku, quantity=self.cleaned_data[f"line_{line.pk}"])
+            for line in self.order_lines
+            if self.cleaned_data.get(f"line_{line.pk}")
+        ]
+
+
+# The order admin is the orders app's; payments adds the order's attempts and refunds, and
+# the refund page (orders never imports payments).
 admin.site.unregister(Order)
 
 
 @admin.register(Order)
 class OrderWithPaymentsAdmin(OrderAdmin):
-    inlines = [OrderLineInline, OrderPaymentAttemptInline, StatusChangeInline]
+    inlines = [OrderLineInline, OrderPaymentAttemptInline, OrderRefundInline, StatusChangeInline]
+    extra_order_links = (("Refund…", "admin:orders_order_refund"),)
+
+    def get_urls(self):  # type: ignore[no-untyped-def]
+        return [
+            path(
+                "<int:order_id>/refund/",
+                self.admin_site.admin_view(self.refund_view),
+                name="orders_order_refund",
+            ),
+            *super().get_urls(),
+        ]
+
+    def refund_view(self, request: HttpRequest, order_id: int) -> HttpResponse:
+        """Staff: refund units or an amount of a paid order through the provider."""
+        if not request.user.has_perm("payments.add_refund"):
+            raise PermissionDenied
+        order = Order.objects.filter(pk=order_id).prefetch_related("lines").first()
+        if order is None:
+            return redirect("admin:orders_order_changelist")
+        if request.method != "POST":
+            form = RefundForm(order=order, initial={"idempotency_key": RefundForm.new_key()})
+        else:
+            form = RefundForm(request.POST, order=order)
+            if form.is_valid():
+                done = self._refund(request, order=order, form=form)
+                if done:
+                    return redirect("admin:orders_order_change", order.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "order": order,
+            "form": form,
+            "refundable": order_refundable_amount(order_id=order.pk),
+            "title": f"Refund order #{order.pk}",
+        }
+        return TemplateResponse(request, "admin/orders/order/refund.html", context)
+
+    def _refund(self, request: HttpRequest, *, order: Order, form: RefundForm) -> bool:
+        data = form.cleaned_data
+        payload = {k: str(v) for k, v in data.items() if k != "idempotency_key"}
+        key = data["idempotency_key"]
+        with idempotent_page(request=request, scope="admin-refund", key=key, payload=payload) as page:
+            if page.in_progress or page.replay is not None:
+                self.message_user(request, "This refund was already sent.", messages.INFO)
+                return True
+            if page.refusal:
+                self.message_user(request, page.refusal, messages.ERROR)
+                return False
+            assert isinstance(request.user, User)
+            try:
+                refund = refund_create(
+                    order_id=order.pk,
+                    reason=data["reason"],
+                    restock=data["restock"],
+                    amount=data["amount"],
+                    lines=form.refund_lines() or None,
+                    actor=request.user,
+                )
+            except ApplicationError as exc:
+                self.message_user(request, f"Not refunded: {exc.message}", messages.ERROR)
+                return False
+            audit_record(
+                actor=request.user,
+                action="refund.create",
+                target=refund,
+                details={"order_id": order.pk, "amount": str(refund.amount), "restock": refund.restock},
+            )
+            page.complete(body={"refund_id": refund.pk})
+        self.message_user(
+            request, f"Refund of {refund.amount} {refund.currency} requested; pending until the provider confirms."
+        )
+        return True
 
 
 def _order_link(order_id: int) -> str:
@@ -104,6 +236,33 @@ class PaymentAttemptAdmin(ReadOnlyAdmin):
         "charge_requested_at", "charge_submitted_at", "completed_at", "created_at", "updated_at",
     )  # fmt: skip
     readonly_fields = fields
+    actions = ["refund_now"]
+
+    def has_refund_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("payments.add_refund")
+
+    @admin.action(description="Refund now (payments flagged refund required)", permissions=["refund"])
+    def refund_now(self, request: HttpRequest, queryset: QuerySet[PaymentAttempt]) -> None:
+        """The money a late or wrong-amount success took goes back through the provider."""
+        assert isinstance(request.user, User)
+        done, refused = [], []
+        for attempt in queryset.order_by("id"):
+            try:
+                refund = refund_create_for_flagged_attempt(attempt_id=attempt.pk, actor=request.user)
+            except ApplicationError as exc:
+                refused.append(f"{attempt.provider_reference}: {exc.message}")
+                continue
+            audit_record(
+                actor=request.user,
+                action="refund.create",
+                target=refund,
+                details={"attempt_id": attempt.pk, "amount": str(refund.amount), "refund_required": True},
+            )
+            done.append(attempt.provider_reference)
+        if done:
+            self.message_user(request, f"Refund requested: {', '.join(done)}.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, "Not refunded: " + "; ".join(refused), messages.ERROR)
 
     @admin.display(description="order", ordering="order_id")
     def order_link(self, obj: PaymentAttempt) -> str:
@@ -188,3 +347,50 @@ class SimulatedDeliveryAdmin(ReadOnlyAdmin):
     def attempt_link(self, obj: SimulatedDelivery) -> str:
         url = reverse("admin:payments_paymentattempt_change", args=[obj.attempt_id])
         return format_html('<a href="{}">{}</a>', url, obj.attempt_id)
+
+
+class RefundLineInline(admin.TabularInline):
+    model = RefundLine
+    extra = 0
+    can_delete = False
+    fields = ("order_line", "quantity", "amount")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class RefundWebhookEventInline(WebhookEventInline):
+    fk_name = "refund"
+
+
+class RefundDeliveryInline(SimulatedDeliveryInline):
+    fk_name = "refund"
+
+
+@admin.register(Refund)
+class RefundAdmin(ReadOnlyAdmin):
+    """Refunds are created from the order (Refund…, API) or a flagged payment (Refund now)."""
+
+    list_display = (
+        "id", "order_link", "provider_reference", "amount", "currency", "status", "restock", "cancels_order",
+        "reason", "requested_by", "created_at", "submitted_at", "succeeded_at", "failed_at",
+    )  # fmt: skip
+    list_filter = ("status", "provider", "restock", "cancels_order", "created_at")
+    search_fields = ("=id", "=order__id", "provider_reference", "provider_refund_id", "order__user__username")
+    date_hierarchy = "created_at"
+    list_select_related = ("requested_by",)
+    inlines = [RefundLineInline, RefundDeliveryInline, RefundWebhookEventInline]
+    fields = (
+        "order_link", "attempt", "amount", "currency", "status", "reason", "restock", "cancels_order",
+        "provider", "provider_reference", "provider_refund_id", "failure_reason", "requested_by",
+        "created_at", "submitted_at", "succeeded_at", "failed_at",
+    )  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="order", ordering="order_id")
+    def order_link(self, obj: Refund) -> str:
+        return _order_link(obj.order_id)

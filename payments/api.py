@@ -1,4 +1,5 @@
 import logging
+from typing import Any
 
 from django.contrib.auth.models import User
 from drf_spectacular.utils import OpenApiExample, extend_schema
@@ -9,15 +10,18 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
+from common.audit import audit_record
 from common.idempotency import idempotent
 from common.metrics import metrics_webhook
 from common.openapi import api_errors, idempotency_key_header
+from common.permissions import HasModelPermission
 from orders.selectors import order_get_for_user
 from payments.providers import payment_provider
 from payments.providers.base import WebhookPayloadInvalid, WebhookSignatureInvalid
 from payments.providers.simulated import NAME as SIMULATED
-from payments.selectors import payment_attempts_for_order
-from payments.serializers import PaymentAttemptOutput, PaymentCreateInput
+from payments.refunds import RefundLineSpec, RefundSuccessHandler, refund_create
+from payments.selectors import payment_attempts_for_order, refunds_for_order
+from payments.serializers import PaymentAttemptOutput, PaymentCreateInput, RefundCreateInput, RefundOutput
 from payments.services import (
     AmountPolicy,
     SuccessHandler,
@@ -81,6 +85,89 @@ class OrderPaymentsApi(APIView):
         return Response(PaymentAttemptOutput(attempt, context={"request": request}).data, status=201)
 
 
+REFUND_IDEMPOTENCY_HEADER = idempotency_key_header(
+    "Unique per logical refund; a retry with the same key replays the first response "
+    "(header `Idempotent-Replayed: true`) and refunds nothing more."
+)
+
+
+class OrderRefundsApi(APIView):
+    throttle_scope = "payments"
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        return super().get_throttles() if self.request.method == "POST" else []
+
+    def get_permissions(self) -> list[Any]:
+        if self.request.method == "POST":
+            return [HasModelPermission.of("payments.add_refund")()]
+        return list(super().get_permissions())
+
+    @extend_schema(
+        responses=RefundOutput(many=True),
+        operation_id="orders_refunds_list",
+        summary="List an order's refunds",
+        description="Every refund of one order, oldest first, with its credit note once issued. 404 "
+        "`not_found` when the order does not exist or is not yours.",
+    )
+    def get(self, request: Request, order_id: int) -> Response:
+        order = order_get_for_user(user=request.user, order_id=order_id)
+        return Response(RefundOutput(refunds_for_order(order_id=order.pk), many=True).data)
+
+    @extend_schema(
+        request=RefundCreateInput,
+        responses={
+            201: RefundOutput,
+            **api_errors(
+                {
+                    400: ("validation_error",),
+                    409: ("order_not_refundable", "refund_exceeds_refundable", "refund_in_progress"),
+                }
+            ),
+        },
+        parameters=[REFUND_IDEMPOTENCY_HEADER],
+        operation_id="orders_refunds_create",
+        summary="Refund an order",
+        description="Staff: give money of a paid order back through the payment provider. `lines` "
+        "(`[{sku, quantity}]`) refunds those units (gross, discount spread, tax included); `amount` alone is an "
+        "amount-only refund; neither refunds everything still refundable. `restock` puts refunded units back "
+        "in stock when the refund succeeds. The refund is `pending` until the provider's webhook: then "
+        "`succeeded` (order `partially_refunded` or `refunded`, a credit note issued) or `failed`. 400 "
+        "`validation_error` for an unknown SKU, more units than were bought and not yet refunded, or a zero or "
+        "negative amount; 409 `order_not_refundable` for an unpaid, cancelled or fully refunded order; 409 "
+        "`refund_exceeds_refundable` above what was paid minus every pending or succeeded refund. Nothing "
+        "changes when it refuses. Requires `Idempotency-Key`.",
+        examples=[
+            OpenApiExample(
+                "Two units, restocked",
+                value={"lines": [{"sku": "MUG-001", "quantity": 2}], "reason": "damaged in transit", "restock": True},
+                request_only=True,
+            ),
+            OpenApiExample("Goodwill", value={"amount": "5.00", "reason": "late delivery"}, request_only=True),
+        ],
+    )
+    @idempotent(scope="refund")
+    def post(self, request: Request, order_id: int) -> Response:
+        data = RefundCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        assert isinstance(request.user, User)
+        refund = refund_create(
+            order_id=order_id,
+            reason=values["reason"],
+            restock=values["restock"],
+            amount=values.get("amount"),
+            lines=[RefundLineSpec(**line) for line in values.get("lines") or []] or None,
+            actor=request.user,
+        )
+        audit_record(
+            actor=request.user,
+            action="refund.create",
+            target=refund,
+            details={"order_id": order_id, "amount": str(refund.amount), "restock": refund.restock},
+        )
+        return Response(RefundOutput(refunds_for_order(order_id=order_id).get(pk=refund.pk)).data, status=201)
+
+
 class WebhookAck(serializers.Serializer):
     received = serializers.BooleanField()
     duplicate = serializers.BooleanField()
@@ -97,6 +184,7 @@ class PaymentWebhookApi(APIView):
     throttle_scope = "webhooks"  # settings.THROTTLE_RATES; a 429 makes the provider retry later
     # What a success does to its order: given by the route (flows/urls_api.py).
     on_succeeded: SuccessHandler | None = None
+    on_refund_succeeded: RefundSuccessHandler | None = None
 
     @extend_schema(
         request=None,
@@ -123,7 +211,12 @@ class PaymentWebhookApi(APIView):
             )
             raise
         assert self.on_succeeded is not None, "route PaymentWebhookApi with on_succeeded (flows/urls_api.py)"
-        result = payment_webhook_apply(event=event, provider_name=provider.name, on_succeeded=self.on_succeeded)
+        result = payment_webhook_apply(
+            event=event,
+            provider_name=provider.name,
+            on_succeeded=self.on_succeeded,
+            on_refund_succeeded=self.on_refund_succeeded,
+        )
         metrics_webhook(outcome="deduplicated" if result.duplicate else "received", event_type=str(event.type))
         return Response(
             {

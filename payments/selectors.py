@@ -6,7 +6,7 @@ from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from orders.models import PAID_STATES, Order, OrderStatus
-from payments.models import DeliveryStatus, PaymentAttempt, PaymentStatus, SimulatedDelivery
+from payments.models import DeliveryStatus, PaymentAttempt, PaymentStatus, Refund, SimulatedDelivery
 
 
 def payment_attempts_for_order(*, order_id: int) -> QuerySet[PaymentAttempt]:
@@ -16,6 +16,16 @@ def payment_attempts_for_order(*, order_id: int) -> QuerySet[PaymentAttempt]:
 def payment_attempt_by_reference(*, provider: str, provider_reference: str) -> PaymentAttempt:
     """The attempt behind a hosted-page URL; PaymentAttempt.DoesNotExist otherwise."""
     return PaymentAttempt.objects.select_related("order").get(provider=provider, provider_reference=provider_reference)
+
+
+def refunds_for_order(*, order_id: int) -> QuerySet[Refund]:
+    """Oldest first, with lines and (through the reverse relation) the credit note."""
+    return (
+        Refund.objects.filter(order_id=order_id)
+        .select_related("credit_note")
+        .prefetch_related("lines__order_line")
+        .order_by("created_at", "id")
+    )
 
 
 @dataclass(frozen=True)

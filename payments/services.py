@@ -30,6 +30,7 @@ from payments.locks import attempt_lock
 from payments.models import FailureCode, PaymentAttempt, PaymentStatus, WebhookEvent
 from payments.providers import payment_provider
 from payments.providers.base import PaymentEventType, PaymentProvider, ProviderEvent
+from payments.refunds import REFUND_EVENT_TYPES, RefundSuccessHandler, refund_webhook_apply
 
 logger = logging.getLogger(__name__)
 
@@ -290,15 +291,27 @@ class WebhookResult:
     outcome: str
 
 
-def payment_webhook_apply(*, event: ProviderEvent, provider_name: str, on_succeeded: SuccessHandler) -> WebhookResult:
+def payment_webhook_apply(
+    *,
+    event: ProviderEvent,
+    provider_name: str,
+    on_succeeded: SuccessHandler,
+    on_refund_succeeded: RefundSuccessHandler | None = None,
+) -> WebhookResult:
     """Apply one verified provider event exactly once. A success for an order awaiting
-    payment is handed to `on_succeeded` in the same transaction (flows.order_paid).
+    payment is handed to `on_succeeded` in the same transaction (flows.order_paid); a
+    refund event goes to payments.refunds.refund_webhook_apply (its success to
+    `on_refund_succeeded`, flows.refund_succeeded).
 
     One transaction: lock the order, then the attempt; record the event (webhook-id is
     unique: a duplicate, even a concurrent one, returns `duplicate` and changes nothing);
     move the attempt forward if the event allows it. Events for a final attempt, or an
     older `processing` event, are recorded and ignored.
     """
+    if event.type in REFUND_EVENT_TYPES:
+        assert on_refund_succeeded is not None, "route the webhook with on_refund_succeeded (flows/urls_api.py)"
+        applied = refund_webhook_apply(event=event, provider_name=provider_name, on_succeeded=on_refund_succeeded)
+        return WebhookResult(duplicate=applied.duplicate, changed_state=applied.changed_state, outcome=applied.outcome)
     found = (
         PaymentAttempt.objects.filter(provider=provider_name, provider_reference=event.provider_reference)
         .values_list("pk", flat=True)

@@ -24,6 +24,7 @@ from payments.providers.stripe import (
     stripe_event_record_ignored,
     stripe_event_verify,
 )
+from payments.refunds import RefundSuccessHandler
 from payments.services import SuccessHandler, payment_webhook_apply
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class StripeWebhookApi(APIView):
     throttle_scope = "webhooks"
     # What a success does to its order: given by the route (flows/urls_api.py).
     on_succeeded: SuccessHandler | None = None
+    on_refund_succeeded: RefundSuccessHandler | None = None
 
     @extend_schema(
         request=None,
@@ -70,7 +72,12 @@ class StripeWebhookApi(APIView):
             }
             return Response(body)
         assert self.on_succeeded is not None, "route StripeWebhookApi with on_succeeded (flows/urls_api.py)"
-        result = payment_webhook_apply(event=mapped, provider_name=NAME, on_succeeded=self.on_succeeded)
+        result = payment_webhook_apply(
+            event=mapped,
+            provider_name=NAME,
+            on_succeeded=self.on_succeeded,
+            on_refund_succeeded=self.on_refund_succeeded,
+        )
         metrics_webhook(outcome="deduplicated" if result.duplicate else "received", event_type=event["type"])
         return Response(
             {

@@ -1,6 +1,7 @@
 from celery import shared_task
 
 from payments.providers.simulated import simulated_deliveries_kick_due, simulated_delivery_run
+from payments.refunds import refunds_resubmit
 from payments.services import payment_attempts_fail_stale, payment_charges_resubmit
 
 
@@ -28,3 +29,9 @@ def resubmit_charges() -> int:
 def fail_stale_attempts() -> int:
     """Beat: fail attempts the provider never answered (PAYMENT_PROCESSING_TIMEOUT_S)."""
     return payment_attempts_fail_stale()
+
+
+@shared_task(name="payments.resubmit_refunds", ignore_result=True)
+def resubmit_refunds() -> int:
+    """Beat: pending refunds whose after-commit call to the provider was lost go again."""
+    return refunds_resubmit()

@@ -1,4 +1,10 @@
 """Payments' own API routes. The payment and webhook endpoints are routed in
 flows/urls_api.py, which hands them the invoice-aware amount policy and the paid flow."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from payments.api import OrderRefundsApi
+
+urlpatterns = [
+    path("orders/<int:order_id>/refunds/", OrderRefundsApi.as_view(), name="api-order-refunds"),
+]

@@ -12,7 +12,10 @@ def create_staff_group(apps, schema_editor):
     from common.roles import STAFF_PERMISSIONS, staff_group_sync
 
     for label in STAFF_PERMISSIONS:
-        app_config = apps.get_app_config(label)
+        try:
+            app_config = apps.get_app_config(label)
+        except LookupError:  # an app added later (its own migration grants its permissions)
+            continue
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None

@@ -367,6 +367,8 @@ PAYMENT_SIM_DELIVERY_LEASE_S = env.float("PAYMENT_SIM_DELIVERY_LEASE_S", default
 # was lost) is submitted again by beat.
 PAYMENT_CHARGE_RESUBMIT_S = env.float("PAYMENT_CHARGE_RESUBMIT_S", default=15.0)
 CELERY_BEAT_SCHEDULE["payments-resubmit-charges"] = {"task": "payments.resubmit_charges", "schedule": 10.0}
+# Pending refunds never handed to the provider (same staleness threshold as charges).
+CELERY_BEAT_SCHEDULE["payments-resubmit-refunds"] = {"task": "payments.resubmit_refunds", "schedule": 10.0}
 
 SELLER = {
     "name": env("SELLER_NAME", default="Demo Shop Ltd"),

@@ -20,13 +20,16 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from common.errors import ApplicationError
 
 if TYPE_CHECKING:
-    from payments.models import PaymentAttempt
+    from payments.models import PaymentAttempt, Refund
 
 
 class PaymentEventType(StrEnum):
     PROCESSING = "payment.processing"
     SUCCEEDED = "payment.succeeded"
     FAILED = "payment.failed"
+    # data.provider_reference is then the refund's (payments.models.Refund)
+    REFUND_SUCCEEDED = "refund.succeeded"
+    REFUND_FAILED = "refund.failed"
 
 
 class WebhookSignatureInvalid(ApplicationError):
@@ -106,6 +109,14 @@ class PaymentProvider(ABC):
     @abstractmethod
     def cancel(self, *, attempt_id: int) -> None:
         """The shopper gave up on the hosted page; the provider reports a failure."""
+
+    def refund_submit(self, *, refund: "Refund") -> str:
+        """Ask the provider to give `refund.amount` of `refund.attempt` back; the outcome
+        arrives later as a refund webhook. Called after the refund's transaction commits
+        and again by beat if that call was lost: must be idempotent (key: the refund's
+        provider_reference). Returns the provider's id for the refund ("" if none yet).
+        Raises an ApplicationError: 5xx (unavailable, retried), else refused (the refund fails)."""
+        raise NotImplementedError(f"{self.name} cannot refund")
 
     @abstractmethod
     def parse_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> ProviderEvent:

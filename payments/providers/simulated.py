@@ -12,6 +12,12 @@ was lost. Test methods:
 - pm_card_flaky:    processing, succeeded, the same succeeded again (same webhook-id),
                     then a stale processing event (older created_at, new id) after the final one
 - cancel (the hosted page's "Cancel payment"): processing, failed ("canceled")
+- pm_card_refund_fails: pays like pm_card_success; its refunds fail ("refund declined")
+- pm_card_refund_flaky: pays like pm_card_success; a refund's succeeded webhook arrives
+                    twice (same webhook-id), then a stale refund.failed (older created_at)
+
+Refunds (refund_submit) play a script of refund events for the refund's reference:
+refund.succeeded for every other method.
 
 Event ids are derived from the provider reference and the step, so a re-run of a step (a
 redelivered task, a retry) re-sends the same webhook-id and the shop dedupes it.
@@ -22,6 +28,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import requests
 from django.conf import settings
@@ -32,7 +39,7 @@ from django.utils import timezone
 from common.backoff import backoff_s
 from common.commit import on_commit_robust
 from common.errors import ValidationFailed
-from payments.models import DeliveryStatus, PaymentAttempt, SimulatedDelivery
+from payments.models import DeliveryStatus, PaymentAttempt, Refund, SimulatedDelivery
 from payments.providers.base import (
     PaymentEventType,
     PaymentMethodChoice,
@@ -55,6 +62,10 @@ DUE_TOLERANCE = timedelta(seconds=1)
 # Beat re-kicks a scheduled delivery once it is this late (its message was lost).
 KICK_GRACE = timedelta(seconds=5)
 CANCELED_REASON = "The payment was canceled on the payment page."
+REFUND_DECLINED_REASON = "The refund was declined by the card issuer."
+# The refund script each payment method's refunds play (default: REFUND_SCRIPT).
+REFUND_SCRIPT = "refund"
+REFUND_SCRIPTS = {"pm_card_refund_fails": "refund_fails", "pm_card_refund_flaky": "refund_flaky"}
 
 
 class WebhookDeliveryFailed(Exception):
@@ -83,12 +94,21 @@ def payment_methods() -> list[PaymentMethodChoice]:
             "Test card, flaky webhooks",
             "Mastercard •••• 4444: succeeds; the webhook arrives twice and a stale event arrives last.",
         ),
+        PaymentMethodChoice(
+            "pm_card_refund_fails", "Test card, refunds fail", "Visa •••• 0119: succeeds; refunds of it fail."
+        ),
+        PaymentMethodChoice(
+            "pm_card_refund_flaky",
+            "Test card, flaky refund webhooks",
+            "Visa •••• 5556: succeeds; a refund's webhook arrives twice, then a stale failure.",
+        ),
     ]
 
 
 def simulated_script(script: str) -> list[Step]:
     processing = Step(PaymentEventType.PROCESSING, "processing")
     succeeded = Step(PaymentEventType.SUCCEEDED, "succeeded")
+    refunded = Step(PaymentEventType.REFUND_SUCCEEDED, "refund-succeeded")
     scripts = {
         "pm_card_success": [processing, succeeded],
         "pm_card_declined": [processing, Step(PaymentEventType.FAILED, "failed", failure_reason=DECLINED_REASON)],
@@ -103,6 +123,15 @@ def simulated_script(script: str) -> list[Step]:
             Step(PaymentEventType.PROCESSING, "processing-late", stale=True),
         ],
         CANCEL_SCRIPT: [processing, Step(PaymentEventType.FAILED, "failed", failure_reason=CANCELED_REASON)],
+        "pm_card_refund_fails": [processing, succeeded],
+        "pm_card_refund_flaky": [processing, succeeded],
+        REFUND_SCRIPT: [refunded],
+        "refund_fails": [Step(PaymentEventType.REFUND_FAILED, "refund-failed", failure_reason=REFUND_DECLINED_REASON)],
+        "refund_flaky": [
+            refunded,
+            refunded,
+            Step(PaymentEventType.REFUND_FAILED, "refund-failed-late", failure_reason="stale", stale=True),
+        ],
     }
     try:
         return scripts[script]
@@ -110,8 +139,11 @@ def simulated_script(script: str) -> list[Step]:
         raise LookupError(f"no simulated script {script!r}") from None
 
 
-def simulated_event(*, attempt: PaymentAttempt, script: str, step: int, started_at: datetime) -> dict[str, object]:
-    """The body of one step's event. Deterministic: the same step gives the same body."""
+def simulated_event(
+    *, attempt: PaymentAttempt, script: str, step: int, started_at: datetime, refund: Refund | None = None
+) -> dict[str, object]:
+    """The body of one step's event (of the refund's script when `refund` is given).
+    Deterministic: the same step gives the same body."""
     steps = simulated_script(script)
     current = steps[step]
     first = next(i for i, s in enumerate(steps) if s.key == current.key)
@@ -119,14 +151,15 @@ def simulated_event(*, attempt: PaymentAttempt, script: str, step: int, started_
     # event carries the script's start time: older than the events delivered before it.
     waited = sum(s.delay_s for s in steps[: first + 1])
     created_at = started_at if current.stale else started_at + timedelta(seconds=waited, milliseconds=first)
+    source: PaymentAttempt | Refund = refund if refund is not None else attempt
     return {
-        "id": f"evt_{attempt.provider_reference}_{current.key}",
+        "id": f"evt_{source.provider_reference}_{current.key}",
         "type": current.event_type.value,
         "created_at": created_at.isoformat(),
         "data": {
-            "provider_reference": attempt.provider_reference,
-            "amount": f"{attempt.amount:.2f}",
-            "currency": attempt.currency,
+            "provider_reference": source.provider_reference,
+            "amount": f"{source.amount:.2f}",
+            "currency": source.currency,
             "failure_reason": current.failure_reason or None,
         },
     }
@@ -172,17 +205,25 @@ def _kick(*, delivery_id: int, countdown_s: float = 0.0) -> None:
 
 
 def simulated_delivery_schedule(
-    *, attempt: PaymentAttempt, script: str, step: int, started_at: datetime, due_at: datetime
+    *,
+    attempt: PaymentAttempt,
+    script: str,
+    step: int,
+    started_at: datetime,
+    due_at: datetime,
+    refund: Refund | None = None,
 ) -> SimulatedDelivery:
-    """Store step `step` of the attempt's script as owed (once: a second call returns the
-    stored one), and kick its delivery when the caller's transaction commits."""
+    """Store step `step` of the attempt's (or refund's) script as owed (once: a second call
+    returns the stored one), and kick its delivery when the caller's transaction commits."""
     steps = simulated_script(script)
-    event = simulated_event(attempt=attempt, script=script, step=step, started_at=started_at)
+    event = simulated_event(attempt=attempt, script=script, step=step, started_at=started_at, refund=refund)
+    lookup: dict[str, Any] = {"refund": refund} if refund is not None else {"attempt": attempt, "refund": None}
     with transaction.atomic():
         delivery, created = SimulatedDelivery.objects.get_or_create(
-            attempt=attempt,
+            **lookup,
             step=step,
             defaults={
+                "attempt": attempt,
                 "script": script,
                 "event_id": str(event["id"]),
                 "event_type": steps[step].event_type.value,
@@ -204,8 +245,8 @@ def simulated_delivery_run(*, delivery_id: int) -> DeliveryResult:
     now = timezone.now()
     with transaction.atomic():
         delivery = (
-            SimulatedDelivery.objects.select_for_update(skip_locked=True)
-            .select_related("attempt")
+            SimulatedDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("attempt", "refund")
             .filter(pk=delivery_id, status=DeliveryStatus.SCHEDULED, next_attempt_at__lte=now + DUE_TOLERANCE)
             .first()
         )
@@ -219,7 +260,11 @@ def simulated_delivery_run(*, delivery_id: int) -> DeliveryResult:
         delivery.save(update_fields=["tries", "last_tried_at", "url", "next_attempt_at"])
 
     event = simulated_event(
-        attempt=delivery.attempt, script=delivery.script, step=delivery.step, started_at=delivery.started_at
+        attempt=delivery.attempt,
+        script=delivery.script,
+        step=delivery.step,
+        started_at=delivery.started_at,
+        refund=delivery.refund,
     )
     try:
         status = webhook_deliver(url=delivery.url, msg_id=delivery.event_id, body=json_body(event))
@@ -236,6 +281,7 @@ def simulated_delivery_run(*, delivery_id: int) -> DeliveryResult:
         if following < len(steps):
             simulated_delivery_schedule(
                 attempt=delivery.attempt,
+                refund=delivery.refund,
                 script=delivery.script,
                 step=following,
                 started_at=delivery.started_at,
@@ -307,6 +353,15 @@ class SimulatedProvider(PaymentProvider):
 
     def cancel(self, *, attempt_id: int) -> None:
         self._play(attempt_id=attempt_id, script=CANCEL_SCRIPT)
+
+    def refund_submit(self, *, refund: Refund) -> str:
+        """Accept the refund: its first webhook is stored as owed (once), like a charge."""
+        script = REFUND_SCRIPTS.get(refund.attempt.payment_method, REFUND_SCRIPT)
+        now = timezone.now()
+        simulated_delivery_schedule(
+            attempt=refund.attempt, refund=refund, script=script, step=0, started_at=now, due_at=now
+        )
+        return ""
 
     def _play(self, *, attempt_id: int, script: str) -> None:
         """Accept the request: its first webhook is stored as owed (the provider's own
