@@ -32,9 +32,9 @@ def fill_checkout_form(page: Page) -> None:
         ("Address", ADDRESS["line1"]),
         ("City", ADDRESS["city"]),
         ("Postal code", ADDRESS["postal_code"]),
-        ("Country (2-letter code)", COUNTRY),
     ):
         page.get_by_label(label, exact=True).fill(value)
+    page.get_by_label("Country", exact=True).select_option(COUNTRY)
 
 
 def visible_problems(page: Page) -> list[str]:
