@@ -14,22 +14,22 @@ from orders.models import Order
 
 
 def _invoice_part(*, invoice_id: int) -> tuple[dict[str, Any], tuple[str, bytes]]:
-    """The invoice and its PDF, rendered now if it is not stored yet (or stale)."""
-    from invoicing.selectors import invoice_document_filename
-    from invoicing.services import invoice_pdf_store
+    """The invoice and its PDF: the stored one, or rendered now if the worker has not yet."""
+    from invoicing.models import Invoice
+    from invoicing.pdf import invoice_pdf
 
-    document = invoice_pdf_store(invoice_id=invoice_id)
-    invoice = document.invoice
-    return {"invoice": invoice}, (invoice_document_filename(invoice=invoice), bytes(document.pdf))
+    attachment = invoice_pdf(invoice_id=invoice_id)
+    return {"invoice": Invoice.objects.get(pk=invoice_id)}, attachment
 
 
 def _credit_note_part(*, credit_note_id: int) -> tuple[dict[str, Any], tuple[str, bytes]]:
+    """The credit note, its lines and its PDF (stored, or rendered now)."""
     from invoicing.models import CreditNote
     from invoicing.pdf import credit_note_pdf
 
-    credit_note = CreditNote.objects.select_related("invoice").prefetch_related("lines").get(pk=credit_note_id)
-    filename, pdf = credit_note_pdf(credit_note_id=credit_note_id)
-    return {"credit_note": credit_note, "credit_lines": list(credit_note.lines.all())}, (filename, pdf)
+    attachment = credit_note_pdf(credit_note_id=credit_note_id)
+    credit_note = CreditNote.objects.select_related("invoice").get(pk=credit_note_id)
+    return {"credit_note": credit_note, "credit_lines": list(credit_note.lines.all())}, attachment
 
 
 def customer_email_context(*, email: CustomerEmail) -> tuple[dict[str, Any], tuple[str, bytes] | None]:

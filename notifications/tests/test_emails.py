@@ -287,3 +287,29 @@ def test_installing_the_app_does_not_mail_the_past(smtp):
 
     assert deliver() == []
     assert CustomerEmail.objects.count() == 0
+
+
+def test_refund_issued_mail_attaches_the_credit_note_pdf(smtp):
+    from invoicing.services import credit_notes_number_due
+    from invoicing.tests.helpers import paid_order, refund_succeeded
+
+    order = paid_order()
+    invoice = invoice_assign_number(invoice_id=Invoice.objects.get(order=order).pk, fault=FaultInjector(rate=0))
+    line = order.lines.get()
+    note = refund_succeeded(order=order, lines=[(line, 1, line.unit_price)])
+    credit_notes_number_due(include_id=note.pk, fault=FaultInjector(rate=0))
+    note.refresh_from_db()
+    assert note.number is not None
+
+    deliver()
+    deliver()
+
+    (mail,) = smtp.by_kind("refund_issued")
+    assert str(mail.message["Subject"]) == (
+        f"Refund of {note.total} {note.currency} for order #{order.pk} (credit note {note.display_number})"
+    )
+    text = mail.message.get_body(("plain",)).get_content()
+    assert f"corrects invoice {invoice.display_number}" in text
+    (pdf,) = mail.message.iter_attachments()
+    assert pdf.get_filename() == f"credit-note-{note.display_number}.pdf"
+    assert pdf.get_content().startswith(b"%PDF-")
