@@ -2,6 +2,7 @@
 anonymous cart, flows/urls.py), sign out, sign up."""
 
 from collections.abc import Callable
+from typing import Any
 
 from django import forms
 from django.contrib import messages
@@ -23,10 +24,17 @@ class ShopLoginView(LoginView):
 
     def form_valid(self, form):  # type: ignore[no-untyped-def]
         old_key = self.request.session.session_key  # login() cycles the key; keep the cart's
-        response = super().form_valid(form)
+        response = super().form_valid(form)  # to `next` when it is safe (same host), else "/"
         if self.after_login is not None:
             self.after_login(self.request, old_key)
+        messages.success(self.request, f"Signed in as {form.get_user().get_username()}. Welcome back!")
         return response
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        # `next` only when it is safe: the form never carries a foreign URL back.
+        context["next"] = self.get_redirect_url()
+        return context
 
 
 class ShopLogoutView(LogoutView):
@@ -94,8 +102,13 @@ def server_error(request: HttpRequest) -> HttpResponse:
         return JsonResponse(
             error_body("server_error", "Something went wrong on our side; try again later."), status=500
         )
-    return HttpResponse(
-        "<!doctype html><title>Server error</title><h1>Something went wrong</h1>"
-        "<p>We could not complete your request. Please try again in a moment.</p>",
-        status=500,
-    )
+    try:  # a static page (no context processors, no database); plain text if even that fails
+        from django.template.loader import get_template
+
+        return HttpResponse(get_template("500.html").render(), status=500)
+    except Exception:  # the error page must not fail
+        return HttpResponse(
+            "<!doctype html><title>Server error</title><h1>Something went wrong</h1>"
+            "<p>We could not complete your request. Please try again in a moment.</p>",
+            status=500,
+        )

@@ -83,6 +83,12 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",  # turns a lockout into the lockout response
     "common.middleware.DependencyOutageMiddleware",  # last: PostgreSQL or Redis down -> 503
 ]
+# DEBUG shows Django's technical 404/500 pages; the shop's own pages unless this is false
+# (common/error_pages.py). Outside DEBUG, handler404/handler500 are used anyway.
+SHOP_ERROR_PAGES_IN_DEBUG = env.bool("SHOP_ERROR_PAGES_IN_DEBUG", default=True)
+if DEBUG and SHOP_ERROR_PAGES_IN_DEBUG:
+    _outage = MIDDLEWARE.index("common.middleware.DependencyOutageMiddleware")
+    MIDDLEWARE.insert(_outage, "common.error_pages.ShopErrorPagesMiddleware")
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
