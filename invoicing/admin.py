@@ -18,6 +18,9 @@ from invoicing.charts import revenue_bar_chart
 from invoicing.exports import invoices_csv_response
 from invoicing.models import (
     BillingProfile,
+    CreditNote,
+    CreditNoteLine,
+    CreditNoteStatus,
     Invoice,
     InvoiceLine,
     InvoiceSequence,
@@ -28,6 +31,8 @@ from invoicing.models import (
 from invoicing.selectors import (
     invoice_amount_due,
     invoice_amount_paid,
+    invoice_amount_refunded,
+    invoice_credit_notes,
     invoice_gap_audit,
     invoice_is_overdue,
     invoice_payment_status,
@@ -36,6 +41,7 @@ from invoicing.selectors import (
     sales_revenue_by_day,
 )
 from invoicing.services import (
+    credit_note_retry_now,
     invoice_payment_link_create,
     invoice_retry_now,
     invoice_send_email,
@@ -86,7 +92,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         # Invoices as documents: all read-only too (an issued invoice is never edited).
         "document_links", "payment_summary", "due_date_display", "tax_breakdown_display", "seller_details",
         "billing_details", "due_days", "allow_partial", "notes", "overdue_at", "reminder_sent_at", "voided_at",
-        "void_reason", "sent_at", "tax_breakdown",
+        "void_reason", "sent_at", "tax_breakdown", "credit_notes_display",
     )  # fmt: skip
     change_list_template = "admin/invoicing/invoice/change_list.html"
     change_form_template = "admin/invoicing/invoice/change_form.html"
@@ -174,12 +180,35 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.display(description="paid / due")
     def payment_summary(self, obj: Invoice) -> str:
         return format_html(
-            '<span data-testid="admin-payment-status">{}</span>: paid {} {}, due {} {}',
+            '<span data-testid="admin-payment-status">{}</span>: paid {} {}, due {} {}, refunded '
+            '<span data-testid="admin-amount-refunded">{}</span> {}',
             self.payment_display(obj),
             invoice_amount_paid(invoice=obj),
             obj.currency,
             invoice_amount_due(invoice=obj),
             obj.currency,
+            invoice_amount_refunded(invoice=obj),
+            obj.currency,
+        )
+
+    @admin.display(description="credit notes")
+    def credit_notes_display(self, obj: Invoice) -> str:
+        notes = invoice_credit_notes(invoice=obj)
+        if not notes:
+            return "—"
+        return format_html_join(
+            "<br>",
+            '<a href="{}" data-testid="admin-credit-note">{}</a>: {} {} ({})',
+            (
+                (
+                    reverse("admin:invoicing_creditnote_change", args=[n.id]),
+                    n.display_number,
+                    n.total,
+                    obj.currency,
+                    n.status,
+                )
+                for n in notes
+            ),
         )
 
     @admin.display(description="tax by rate")
@@ -275,8 +304,104 @@ class InvoiceAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "report": invoice_gap_audit(),
             "pending_count": Invoice.objects.filter(status=InvoiceStatus.PENDING).count(),
+            "pending_credit_notes": CreditNote.objects.filter(status=CreditNoteStatus.PENDING).count(),
         }
         return TemplateResponse(request, "admin/invoicing/gap_audit.html", context)
+
+
+class CreditNoteLineInline(admin.TabularInline):
+    model = CreditNoteLine
+    extra = 0
+    can_delete = False
+    fields = ("sku", "description", "quantity", "unit_price", "tax_rate", "line_total", "amount")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(admin.ModelAdmin):
+    """A credit note is a legal document: read-only, never deleted. Retry-now and the gap
+    audit (both series) as for invoices."""
+
+    list_display = (
+        "id", "number_display", "invoice_link", "order_link", "status", "total", "currency", "attempts",
+        "short_error", "issued_at", "created_at",
+    )  # fmt: skip
+    list_filter = ("status", "series", "currency", "created_at")
+    search_fields = ("=number", "=order__id", "=invoice__number", "order__user__username", "reason")
+    list_select_related = ("invoice", "order")
+    date_hierarchy = "created_at"
+    actions = ["retry_now"]
+    inlines = [CreditNoteLineInline]
+    readonly_fields = (
+        "refund", "invoice", "order", "series", "number", "status", "issued_at", "document_links", "currency",
+        "subtotal", "tax", "total", "tax_breakdown_display", "reason", "seller_details", "billing_details",
+        "attempts", "last_error", "last_attempt_at", "next_attempt_at", "enqueued_at", "created_at", "updated_at",
+    )  # fmt: skip
+    fields = readonly_fields
+    change_list_template = "admin/invoicing/creditnote/change_list.html"
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    @admin.display(description="number", ordering="number")
+    def number_display(self, obj: CreditNote) -> str:
+        return obj.display_number
+
+    @admin.display(description="invoice", ordering="invoice_id")
+    def invoice_link(self, obj: CreditNote) -> str:
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:invoicing_invoice_change", args=[obj.invoice_id]),
+            obj.invoice.display_number,
+        )
+
+    @admin.display(description="order", ordering="order_id")
+    def order_link(self, obj: CreditNote) -> str:
+        return format_html(
+            '<a href="{}">#{}</a>', reverse("admin:orders_order_change", args=[obj.order_id]), obj.order_id
+        )
+
+    @admin.display(description="last error")
+    def short_error(self, obj: CreditNote) -> str:
+        return (obj.last_error[:60] + "…") if len(obj.last_error) > 60 else obj.last_error
+
+    @admin.display(description="tax by rate")
+    def tax_breakdown_display(self, obj: CreditNote) -> str:
+        if not obj.tax_rows:
+            return "—"
+        return format_html_join(
+            "<br>",
+            "VAT {}% on {} {}: {} {}",
+            ((r["rate"] * 100, r["net"], obj.currency, r["tax"], obj.currency) for r in obj.tax_rows),
+        )
+
+    @admin.display(description="document")
+    def document_links(self, obj: CreditNote) -> str:
+        if obj.number is None:
+            return "No PDF while pending: it is rendered once the credit note is issued."
+        return format_html(
+            '<a href="{}" data-testid="admin-credit-note-pdf">Download PDF</a>',
+            reverse("api-credit-note-pdf", args=[obj.pk]),
+        )
+
+    @admin.action(description="Retry numbering now (pending credit notes)")
+    def retry_now(self, request: HttpRequest, queryset: QuerySet[CreditNote]) -> None:
+        pending = list(queryset.filter(status=CreditNoteStatus.PENDING))
+        for note in pending:
+            credit_note_retry_now(credit_note_id=note.pk)
+            audit_record(actor=request.user, action="credit_note.retry_now", target=note, details={})
+        skipped = queryset.count() - len(pending)
+        self.message_user(
+            request,
+            f"Enqueued {len(pending)} pending credit note(s); skipped {skipped} already numbered.",
+            messages.SUCCESS if pending else messages.WARNING,
+        )
 
 
 @admin.register(InvoiceSequence)

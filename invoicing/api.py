@@ -17,22 +17,32 @@ from common.audit import audit_record
 from common.openapi import api_errors, error_response
 from common.permissions import HasModelPermission
 from invoicing.exports import invoices_csv_response
-from invoicing.filters import InvoiceFilter
-from invoicing.models import Invoice
+from invoicing.filters import CreditNoteFilter, InvoiceFilter
+from invoicing.models import CreditNote, Invoice
 from invoicing.selectors import (
+    credit_note_document_filename,
+    credit_note_get_for_user,
+    credit_notes_visible_to,
     invoice_document_filename,
     invoice_for_order,
     invoice_get_for_user,
     invoices_visible_to,
 )
 from invoicing.serializers import (
+    CreditNoteOutput,
     InvoiceDetailOutput,
     InvoiceOutput,
     InvoiceVoidInput,
     OrderInvoiceEnvelope,
     PaymentLinkOutput,
 )
-from invoicing.services import invoice_payment_link_create, invoice_pdf_store, invoice_send_email, invoice_void
+from invoicing.services import (
+    credit_note_pdf_store,
+    invoice_payment_link_create,
+    invoice_pdf_store,
+    invoice_send_email,
+    invoice_void,
+)
 
 
 class OrderInvoiceApi(APIView):
@@ -234,6 +244,74 @@ class InvoicePdfApi(APIView):
         document = invoice_pdf_store(invoice_id=invoice.pk)
         response = HttpResponse(bytes(document.pdf), content_type="application/pdf")
         response["Content-Disposition"] = f'attachment; filename="{invoice_document_filename(invoice=invoice)}"'
+        response["Content-Length"] = str(document.size)
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
+# --- Credit notes ------------------------------------------------------------------------------
+
+
+class CreditNoteListApi(ListAPIView):
+    serializer_class = CreditNoteOutput
+    pagination_class = Pagination
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = CreditNoteFilter
+
+    def get_queryset(self) -> QuerySet[CreditNote]:
+        return credit_notes_visible_to(self.request.user).order_by("-created_at", "-id")
+
+    @extend_schema(
+        operation_id="credit_notes_list",
+        summary="List credit notes",
+        description="Credit notes of your orders (staff: every credit note), newest first, paginated. One per "
+        "succeeded refund, numbered in its own gapless series `CN` (`display_number` `CN-3`; null and `status` "
+        "`pending` until the numbering worker issues it). Filter with `status`, `series`, `invoice`, `order`, "
+        "`issued_after`, `issued_before` (ISO 8601) and `search` (number such as `CN-3`, customer name, "
+        "username or e-mail); sort with `ordering`. A malformed value is 400 `validation_error` naming the "
+        "parameter in `details`.",
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class CreditNoteDetailApi(APIView):
+    @extend_schema(
+        responses=CreditNoteOutput,
+        operation_id="credit_notes_retrieve",
+        summary="Read a credit note",
+        description="One credit note: the invoice it corrects, the credited lines, tax by rate, totals, seller "
+        "and buyer as on the invoice, the refund's reason. 404 `not_found` when it does not exist or is not "
+        "yours.",
+    )
+    def get(self, request: Request, credit_note_id: int) -> Response:
+        note = credit_note_get_for_user(user=request.user, credit_note_id=credit_note_id)
+        return Response(CreditNoteOutput(note).data)
+
+
+_CREDIT_NOTE_PDF_ERRORS = {
+    401: error_response(401, ("not_authenticated",)),
+    404: error_response(404, ("not_found",)),
+    409: error_response(409, ("credit_note_not_issued",)),
+}
+
+
+class CreditNotePdfApi(InvoicePdfApi):
+    @extend_schema(
+        responses={
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The A4 credit note."),
+            **{(status, "application/json"): response for status, response in _CREDIT_NOTE_PDF_ERRORS.items()},
+        },
+        operation_id="credit_notes_pdf",
+        summary="Download a credit note PDF",
+        description="Owner or staff: the credit note as a PDF (rendered and stored once it is numbered, or on "
+        "this request if not yet stored). 409 `credit_note_not_issued` while it is pending.",
+    )
+    def get(self, request: Request, credit_note_id: int) -> HttpResponse:
+        note = credit_note_get_for_user(user=request.user, credit_note_id=credit_note_id)
+        document = credit_note_pdf_store(credit_note_id=note.pk)
+        response = HttpResponse(bytes(document.pdf), content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{credit_note_document_filename(credit_note=note)}"'
         response["Content-Length"] = str(document.size)
         response["Cache-Control"] = "private, no-store"
         return response

@@ -45,7 +45,8 @@ def revenue_bar_chart(*, currency: str, series: list[tuple[date, Decimal]]) -> B
     slot = plot_w / max(len(series), 1)
     bars = []
     for i, (day, amount) in enumerate(series):
-        height = float(amount / maximum) * plot_h if maximum > 0 else 0.0
+        # A day of refunds alone nets negative: no bar (its title still says the amount).
+        height = float(max(amount, Decimal(0)) / maximum) * plot_h if maximum > 0 else 0.0
         bars.append(
             Bar(
                 day=day,

@@ -6,9 +6,22 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.postgres.aggregates import JSONBAgg
 from django.core import signing
-from django.db.models import Count, DecimalField, Max, Min, OuterRef, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import (
+    Count,
+    DecimalField,
+    JSONField,
+    Max,
+    Min,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Sum,
+    TextField,
+    Value,
+)
+from django.db.models.functions import Cast, Coalesce, JSONObject, TruncDate
 
 from common.money import ZERO, money_round
 from invoicing.models import CreditNote, Invoice, InvoiceStatus
@@ -23,7 +36,31 @@ def _paid_attempts() -> QuerySet[PaymentAttempt]:
 
 
 def invoices_with_amounts(qs: QuerySet[Invoice]) -> QuerySet[Invoice]:
-    """Annotate `paid_total` (one subquery instead of a query per invoice)."""
+    """Annotate `paid_total`, `refunded_total` and `credit_notes_json` (subqueries in the
+    same query instead of queries per invoice or a prefetch: the list's budget stays put)."""
+    notes = CreditNote.objects.filter(invoice_id=OuterRef("pk")).order_by().values("invoice_id")
+    refunded = notes.annotate(s=Sum("total")).values("s")
+    summaries = notes.annotate(
+        j=JSONBAgg(
+            JSONObject(
+                id="id",
+                series="series",
+                number="number",
+                status="status",
+                total=Cast("total", TextField()),
+                issued_at="issued_at",
+            ),
+            order_by=("created_at", "id"),
+        )
+    ).values("j")
+    qs = qs.annotate(
+        refunded_total=Coalesce(
+            Subquery(refunded, output_field=DecimalField(max_digits=12, decimal_places=2)),
+            Value(ZERO),
+            output_field=DecimalField(max_digits=12, decimal_places=2),
+        ),
+        credit_notes_json=Subquery(summaries, output_field=JSONField()),
+    )
     paid = (
         _paid_attempts()
         .filter(order_id=OuterRef("order_id"))
@@ -301,6 +338,7 @@ def sales_report_build(*, day: date) -> dict[str, Any]:
 
     - orders placed: orders whose `placed_at` falls in the day (paid storefront orders,
       finalized staff orders), not since cancelled; revenue = their totals, per currency;
+    - credit notes issued in the day (numbers, amounts) and net revenue = revenue - them;
     - invoices issued in the day, and the number range per series;
     - payments completed in the day: succeeded (amounts) and failed; refunds flagged;
     - top products of the day's orders by units.
@@ -330,10 +368,30 @@ def sales_report_build(*, day: date) -> dict[str, Any]:
         .annotate(units=Sum("quantity"), revenue=Sum("line_total"))
         .order_by("-units", "-revenue", "sku")[: settings.SALES_REPORT_TOP_PRODUCTS]
     )
+    credited = CreditNote.objects.filter(issued_at__gte=start, issued_at__lt=end, number__isnull=False).order_by()
+    credit_ranges = [
+        {"series": series, "count": n, "first": low, "last": high}
+        for series, n, low, high in credited.values_list("series")
+        .annotate(n=Count("id"), low=Min("number"), high=Max("number"))
+        .order_by("series")
+    ]
+    refunded = credit_notes_refunded_by_day(start=start, end=end)
+    revenue = {cur: Decimal(o["revenue"]) for cur, o in orders.items()}
+    net = {
+        cur: str(money_round(revenue.get(cur, ZERO) - refunded.get(cur, ZERO), cur))
+        for cur in sorted(set(revenue) | set(refunded))
+    }
     return {
         "date": day.isoformat(),
         "orders": {"count": sum(o["count"] for o in orders.values()), "by_currency": orders},
         "revenue": {cur: o["revenue"] for cur, o in orders.items()},
+        # Credit notes issued in the day (refunds that succeeded, numbered): subtracted.
+        "credit_notes": {
+            "count": sum(r["count"] for r in credit_ranges),
+            "ranges": credit_ranges,
+            "by_currency": {cur: str(amount) for cur, amount in sorted(refunded.items())},
+        },
+        "net_revenue": net,
         "invoices": {"count": sum(r["count"] for r in ranges), "ranges": ranges},
         "payments": {
             "succeeded": {
@@ -360,8 +418,9 @@ def sales_report_build(*, day: date) -> dict[str, Any]:
 
 
 def sales_revenue_by_day(*, last_day: date, days: int = 30) -> dict[str, list[tuple[date, Decimal]]]:
-    """Revenue (totals of orders placed, not cancelled) per currency for each of `days` days
-    ending with `last_day`; days without sales are zero."""
+    """Net revenue per currency for each of `days` days ending with `last_day`: totals of
+    orders placed (not cancelled) minus the credit notes issued that day; days without
+    either are zero (a day of refunds alone is negative)."""
     first_day = last_day - timedelta(days=days - 1)
     start, _ = _day_bounds(first_day)
     _, end = _day_bounds(last_day)
@@ -376,6 +435,17 @@ def sales_revenue_by_day(*, last_day: date, days: int = 30) -> dict[str, list[tu
     totals: dict[str, dict[date, Decimal]] = {}
     for currency, day, revenue in rows:
         totals.setdefault(currency, {})[day] = money_round(revenue or ZERO, currency)
+    # Net of refunds: credit notes issued that day subtract.
+    credited = (
+        CreditNote.objects.filter(issued_at__gte=start, issued_at__lt=end, number__isnull=False)
+        .annotate(day=TruncDate("issued_at", tzinfo=UTC))
+        .order_by()
+        .values_list("currency", "day")
+        .annotate(refunded=Sum("total"))
+    )
+    for currency, day, refunded in credited:
+        per_day = totals.setdefault(currency, {})
+        per_day[day] = money_round(per_day.get(day, ZERO) - (refunded or ZERO), currency)
     all_days = [first_day + timedelta(days=i) for i in range(days)]
     return {
         currency: [(d, per_day.get(d, money_round(ZERO, currency))) for d in all_days]
@@ -445,16 +515,55 @@ def credit_note_get_for_user(*, user: User | AnonymousUser, credit_note_id: int)
     return credit_notes_visible_to(user).get(pk=credit_note_id)
 
 
-def invoice_credit_notes(*, invoice: Invoice) -> list[CreditNote]:
-    """The invoice's credit notes, oldest first (prefetched `credit_notes` are used)."""
-    return sorted(invoice.credit_notes.all(), key=lambda note: (note.created_at, note.pk))
+@dataclass(frozen=True)
+class CreditNoteRef:
+    """What an invoice shows of one of its credit notes."""
+
+    id: int
+    series: str
+    number: int | None
+    status: str
+    total: Decimal
+    issued_at: datetime | None
+
+    @property
+    def display_number(self) -> str:
+        return f"{self.series}-{self.number}" if self.number is not None else "Pending"
+
+    @property
+    def number_display(self) -> str | None:
+        return f"{self.series}-{self.number}" if self.number is not None else None
+
+
+def invoice_credit_notes(*, invoice: Invoice) -> list[CreditNoteRef]:
+    """The invoice's credit notes, oldest first: from the `credit_notes_json` annotation of
+    invoices_with_amounts when present, else one query."""
+    if hasattr(invoice, "credit_notes_json"):
+        return [
+            CreditNoteRef(
+                id=int(row["id"]),
+                series=str(row["series"]),
+                number=row["number"],
+                status=str(row["status"]),
+                total=Decimal(row["total"]),
+                issued_at=datetime.fromisoformat(row["issued_at"]) if row["issued_at"] else None,
+            )
+            for row in invoice.credit_notes_json or []
+        ]
+    rows = CreditNote.objects.filter(invoice_id=invoice.pk).order_by("created_at", "id")
+    return [
+        CreditNoteRef(id=n.pk, series=n.series, number=n.number, status=n.status, total=n.total, issued_at=n.issued_at)
+        for n in rows.only("id", "series", "number", "status", "total", "issued_at")
+    ]
 
 
 def invoice_amount_refunded(*, invoice: Invoice) -> Decimal:
-    """What the invoice's credit notes give back (pending ones included: the refund succeeded,
-    only their number is still to come)."""
-    total = sum((note.total for note in invoice_credit_notes(invoice=invoice)), ZERO)
-    return money_round(total, invoice.currency)
+    """What the invoice's credit notes give back (pending ones included: the refund
+    succeeded, only their number is still to come). Uses the `refunded_total` annotation."""
+    refunded = getattr(invoice, "refunded_total", None)
+    if refunded is None:
+        refunded = CreditNote.objects.filter(invoice_id=invoice.pk).aggregate(s=Sum("total"))["s"]
+    return money_round(Decimal(refunded or ZERO), invoice.currency)
 
 
 def credit_note_document_context(*, credit_note: CreditNote) -> dict[str, object]:

@@ -1,12 +1,16 @@
 from typing import Any
 
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from invoicing.models import Invoice
+from invoicing.models import CreditNote, Invoice
 from invoicing.selectors import (
+    CreditNoteRef,
     invoice_amount_due,
     invoice_amount_paid,
+    invoice_amount_refunded,
+    invoice_credit_notes,
     invoice_events,
     invoice_is_overdue,
     invoice_payment_status,
@@ -28,6 +32,24 @@ class OrderInvoiceOutput(serializers.Serializer):
 
 class OrderInvoiceEnvelope(serializers.Serializer):
     invoice = OrderInvoiceOutput()
+
+
+class InvoiceCreditNoteOutput(serializers.Serializer):
+    """One of an invoice's credit notes, in short."""
+
+    id = serializers.IntegerField()
+    credit_note_number = serializers.IntegerField(source="number", allow_null=True)
+    series = serializers.CharField()
+    display_number = serializers.CharField(
+        source="number_display", allow_null=True, help_text='"CN-3" once numbered, null while pending.'
+    )
+    status = serializers.ChoiceField(choices=["pending", "issued"])
+    total = serializers.DecimalField(max_digits=12, decimal_places=2)
+    issued_at = serializers.DateTimeField(allow_null=True)
+    pdf_url = serializers.SerializerMethodField()
+
+    def get_pdf_url(self, note: CreditNoteRef) -> str | None:
+        return reverse("api-credit-note-pdf", args=[note.id]) if note.number is not None else None
 
 
 class InvoiceOutput(serializers.Serializer):
@@ -68,6 +90,17 @@ class InvoiceOutput(serializers.Serializer):
     seller = serializers.DictField(source="seller_details", child=serializers.CharField())
     buyer = serializers.DictField(source="billing_details", child=serializers.CharField())
     pdf_url = serializers.SerializerMethodField()
+    amount_refunded = serializers.SerializerMethodField(
+        help_text="What the invoice's credit notes give back (refunds that succeeded)."
+    )
+    credit_notes = serializers.SerializerMethodField()
+
+    def get_amount_refunded(self, invoice: Invoice) -> str:
+        return str(invoice_amount_refunded(invoice=invoice))
+
+    @extend_schema_field(InvoiceCreditNoteOutput(many=True))
+    def get_credit_notes(self, invoice: Invoice) -> list[dict[str, Any]]:
+        return list(InvoiceCreditNoteOutput(invoice_credit_notes(invoice=invoice), many=True).data)
 
     def get_amount_paid(self, invoice: Invoice) -> str:
         return str(invoice_amount_paid(invoice=invoice))
@@ -124,3 +157,49 @@ class PaymentLinkOutput(serializers.Serializer):
     amount = serializers.DecimalField(max_digits=12, decimal_places=2)
     currency = serializers.CharField()
     invoice_id = serializers.IntegerField()
+
+
+class CreditNoteLineOutput(serializers.Serializer):
+    sku = serializers.CharField()
+    description = serializers.CharField()
+    quantity = serializers.IntegerField()
+    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="Net, as on the invoice.")
+    tax_rate = serializers.DecimalField(max_digits=5, decimal_places=4)
+    line_total = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="Net credited.")
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="Gross credited, tax included.")
+
+
+class CreditNoteOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    credit_note_number = serializers.IntegerField(source="number", allow_null=True)
+    series = serializers.CharField()
+    display_number = serializers.CharField(
+        source="number_display", allow_null=True, help_text='"CN-3" once numbered, null while pending.'
+    )
+    status = serializers.ChoiceField(choices=["pending", "issued"])
+    invoice_id = serializers.IntegerField()
+    invoice_display_number = serializers.CharField(source="invoice.number_display", allow_null=True)
+    order_id = serializers.IntegerField()
+    refund_id = serializers.IntegerField()
+    currency = serializers.CharField()
+    lines = CreditNoteLineOutput(many=True)
+    subtotal = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="Net credited.")
+    tax = serializers.DecimalField(max_digits=12, decimal_places=2)
+    total = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="The refund's amount.")
+    tax_breakdown = TaxRowOutput(many=True, source="tax_rows")
+    reason = serializers.CharField()
+    seller = serializers.DictField(source="seller_details", child=serializers.CharField())
+    buyer = serializers.DictField(source="billing_details", child=serializers.CharField())
+    issue_date = serializers.SerializerMethodField()
+    issued_at = serializers.DateTimeField(allow_null=True)
+    attempts = serializers.IntegerField()
+    last_error = serializers.CharField()
+    last_attempt_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    pdf_url = serializers.SerializerMethodField()
+
+    def get_issue_date(self, note: CreditNote) -> str | None:
+        return note.issue_date.isoformat() if note.issue_date else None
+
+    def get_pdf_url(self, note: CreditNote) -> str | None:
+        return reverse("api-credit-note-pdf", args=[note.pk]) if note.number is not None else None

@@ -1,6 +1,9 @@
 from django.urls import path
 
 from invoicing.api import (
+    CreditNoteDetailApi,
+    CreditNoteListApi,
+    CreditNotePdfApi,
     InvoiceDetailApi,
     InvoiceExportApi,
     InvoiceListApi,
@@ -20,4 +23,7 @@ urlpatterns = [
     path("invoices/<int:invoice_id>/void/", InvoiceVoidApi.as_view(), name="api-invoice-void"),
     path("invoices/<int:invoice_id>/payment-link/", InvoicePaymentLinkApi.as_view(), name="api-invoice-payment-link"),
     path("invoices/<int:invoice_id>/send/", InvoiceSendApi.as_view(), name="api-invoice-send"),
+    path("credit-notes/", CreditNoteListApi.as_view(), name="api-credit-notes"),
+    path("credit-notes/<int:credit_note_id>/", CreditNoteDetailApi.as_view(), name="api-credit-note"),
+    path("credit-notes/<int:credit_note_id>/pdf/", CreditNotePdfApi.as_view(), name="api-credit-note-pdf"),
 ]

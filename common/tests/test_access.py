@@ -23,6 +23,7 @@ from rest_framework.test import APIClient
 from common.tests.factories import ProductFactory, UserFactory
 from common.tests.helpers import place_order
 from flows.order_paid import order_place_paid
+from invoicing.tests.helpers import refund_succeeded
 from orders.services import cart_add_item, cart_get_or_create
 
 PUBLIC, CUSTOMER, OWNER, STAFF = "public", "customer", "owner", "staff"
@@ -64,6 +65,9 @@ ACCESS: dict[str, Rule] = {
     "api-invoice-payment-link": Rule(STAFF, ("post",)),
     "api-invoice-send": Rule(STAFF, ("post",)),
     "api-invoices-export": Rule(STAFF, ("get",)),
+    "api-credit-notes": Rule(CUSTOMER, ("get",)),
+    "api-credit-note": Rule(OWNER, ("get",)),
+    "api-credit-note-pdf": Rule(OWNER, ("get",)),
     "api-draft-orders": Rule(STAFF, ("get", "post")),
     "api-draft-order": Rule(STAFF, ("get",)),
     "api-draft-order-finalize": Rule(STAFF, ("post",)),
@@ -122,6 +126,7 @@ def world(db):
     product = ProductFactory(on_hand=50)
     order = place_order(user=owner, product=product, quantity=1)
     order_place_paid(order_id=order.pk)
+    credit_note = refund_succeeded(order=order, amount="1.00")  # pending: its PDF is a 409
     unpaid = place_order(user=owner, product=product, quantity=1)
     line = cart_add_item(cart=cart_get_or_create(user=owner), sku=product.sku, quantity=1)
     return {
@@ -130,6 +135,7 @@ def world(db):
         "kwargs": {
             "order_id": unpaid.pk,
             "invoice_id": order.invoice.pk,
+            "credit_note_id": credit_note.pk,
             "line_id": line.pk,
             "sku": product.sku,
             # Staff routes decide on the role before looking anything up: no draft needed.

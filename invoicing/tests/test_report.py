@@ -76,6 +76,8 @@ EXPECTED = {
         "by_currency": {"EUR": {"count": 3, "revenue": "251.88"}, "USD": {"count": 1, "revenue": "41.88"}},
     },
     "revenue": {"EUR": "251.88", "USD": "41.88"},
+    "credit_notes": {"count": 0, "ranges": [], "by_currency": {}},
+    "net_revenue": {"EUR": "251.88", "USD": "41.88"},
     "invoices": {"count": 4, "ranges": [{"series": "INV", "count": 4, "first": 2, "last": 5}]},
     "payments": {
         "succeeded": {"count": 4, "by_currency": {"EUR": "169.88", "USD": "41.88"}},
