@@ -12,6 +12,8 @@ os.environ.setdefault("PAYMENT_WEBHOOK_SECRET", "whsec_dGVzdC1vbmx5LXdlYmhvb2stc
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-5f1c9a7e3b2d4c6a8e0f1a2b3c4d5e6f")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("SECURE_COOKIES", "false")
+# No real mail from a developer's .env: only a test that sets EMAIL_URL itself sends over SMTP.
+os.environ.setdefault("EMAIL_URL", "")
 
 from .base import *  # noqa: F403
 
