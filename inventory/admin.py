@@ -1,7 +1,9 @@
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
+from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
@@ -56,6 +58,25 @@ class ProductAdminForm(forms.ModelForm):
         return on_hand
 
 
+class StockLevelFilter(admin.SimpleListFilter):
+    """Low stock: LOW_STOCK_THRESHOLD or fewer units available (on hand - reserved); the
+    admin cockpit links here (flows/dashboard.py)."""
+
+    title = "stock"
+    parameter_name = "stock"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("low", f"Low ({settings.LOW_STOCK_THRESHOLD} or fewer available)"), ("out", "Out of stock")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Product]) -> QuerySet[Product]:
+        free = F("stock__on_hand") - F("stock__reserved")
+        if self.value() == "low":
+            return queryset.alias(free=free).filter(free__lte=settings.LOW_STOCK_THRESHOLD)
+        if self.value() == "out":
+            return queryset.alias(free=free).filter(free__lte=0)
+        return queryset
+
+
 @admin.register(Category)
 class CategoryAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "position")
@@ -80,7 +101,7 @@ class ProductAdmin(admin.ModelAdmin):
         "is_active",
     )
     list_display_links = ("sku",)
-    list_filter = ("is_active", "category", "currency")
+    list_filter = ("is_active", StockLevelFilter, "category", "currency")
     search_fields = ("sku", "name")
     list_select_related = ("stock", "category")
 

@@ -39,7 +39,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.ShopAdminConfig",  # django.contrib.admin with the shop's site (config/admin.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -305,6 +305,8 @@ FREE_SHIPPING_OVER = Decimal(env.str("FREE_SHIPPING_OVER", default="50.00"))
 # Coupons: CODE=percent% or CODE=amount, comma separated.
 COUPONS = env.dict("COUPONS", default={"WELCOME10": "10%", "FIVEOFF": "5.00"})
 CART_MAX_QUANTITY = env.int("CART_MAX_QUANTITY", default=99)
+# A product with this many units available or fewer counts as low stock (admin cockpit, filter).
+LOW_STOCK_THRESHOLD = env.int("LOW_STOCK_THRESHOLD", default=5)
 
 IDEMPOTENCY_KEY_TTL = timedelta(hours=env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24))
 
