@@ -29,6 +29,7 @@ from invoicing.models import (
     SalesReport,
 )
 from invoicing.selectors import (
+    document_kind_of_series,
     invoice_amount_due,
     invoice_amount_paid,
     invoice_amount_refunded,
@@ -300,9 +301,9 @@ class InvoiceAdmin(admin.ModelAdmin):
     def gap_audit_view(self, request: HttpRequest) -> HttpResponse:
         context = {
             **self.admin_site.each_context(request),
-            "title": "Invoice number gap audit",
+            "title": "Invoice and credit note number gap audit",
             "opts": self.model._meta,
-            "report": invoice_gap_audit(),
+            "report": [{**row, "document": document_kind_of_series(str(row["series"]))} for row in invoice_gap_audit()],
             "pending_count": Invoice.objects.filter(status=InvoiceStatus.PENDING).count(),
             "pending_credit_notes": CreditNote.objects.filter(status=CreditNoteStatus.PENDING).count(),
         }
