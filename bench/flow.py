@@ -195,6 +195,13 @@ class Stack:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the stack did not become ready; logs in {self.log_dir}")
 
+    def service_cpu_seconds(self) -> dict[str, float]:
+        """CPU time of each service: its main process and its children (prefork pools)."""
+        return {
+            service: sum(proc_cpu_seconds(pid) for pid in [proc.pid, *proc_children(proc.pid)])
+            for service, proc in self.procs.items()
+        }
+
     def web_pids(self) -> list[int]:
         master = self.procs["web"].pid
         return [master, *proc_children(master)]
@@ -304,6 +311,7 @@ class Step:
     requests_s: dict[str, list[float]] = field(default_factory=lambda: {"cart": [], "checkout": [], "pay": []})
     window: tuple[float, float] = (0.0, 0.0)
     web_cpu_s: float = 0.0
+    service_cpu_s: dict[str, float] = field(default_factory=dict)
     client_cpu_s: float = 0.0
     unfinished: int = 0
     documents_backlog: int = 0
@@ -561,9 +569,20 @@ def run_step(
     for thread in threads:
         thread.start()
     time.sleep(max(begin + warmup_s - time.time(), 0))
-    cpu0, client0, w0 = stack.web_cpu_seconds(), sum(os.times()[:2]), time.time()
+    services0, cpu0, client0, w0 = (
+        stack.service_cpu_seconds(),
+        stack.web_cpu_seconds(),
+        sum(os.times()[:2]),
+        time.time(),
+    )
     time.sleep(max(w0 + window_s - time.time(), 0))
-    cpu1, client1, w1 = stack.web_cpu_seconds(), sum(os.times()[:2]), time.time()
+    services1, cpu1, client1, w1 = (
+        stack.service_cpu_seconds(),
+        stack.web_cpu_seconds(),
+        sum(os.times()[:2]),
+        time.time(),
+    )
+    step.service_cpu_s = {name: services1[name] - services0[name] for name in services1}
     step.window, step.window_s = (w0, w1), w1 - w0
     step.web_cpu_s, step.client_cpu_s = cpu1 - cpu0, client1 - client0
     step.documents_backlog = documents_backlog(redis_url)
@@ -594,6 +613,7 @@ def run_step(
         f"poll p95 {1000 * pct([p.seconds for p in step.window_polls], 95):.0f} ms, "
         f"web CPU {step.cpu_per_order_ms:.0f} ms/order, errors {dict(step.errors) or 0}, unfinished {step.unfinished}"
     )
+    log(f"flow c{step.concurrency}: {cpu_line(step)}")
     return step
 
 
@@ -673,7 +693,17 @@ def render_flow(result: FlowResult) -> str:
             f"| {1000 * pct(polls, 50):.0f} / {1000 * pct(polls, 95):.0f} ms ({not_modified}/{len(polls)}) "
             f"| {s.cpu_per_order_ms:.0f} ms | {sum(s.errors.values())} | {s.unfinished} |"
         )
+    lines.append("")
+    for s in result.steps:
+        lines.append(f"- c{s.concurrency}: {cpu_line(s)}; documents queue at the window's end {s.documents_backlog}")
     return "\n".join(lines)
+
+
+def cpu_line(step: Step) -> str:
+    """Where the 2 cores went in the window: each service's CPU (cores busy on average)."""
+    parts = [f"{name} {cpu / step.window_s:.2f}" for name, cpu in step.service_cpu_s.items()]
+    parts.append(f"load client {step.client_cpu_s / step.window_s:.2f}")
+    return "CPU cores used: " + ", ".join(parts)
 
 
 def flow_summary(result: FlowResult) -> tuple[Step, Step]:
