@@ -52,10 +52,10 @@ def customer_email_context(*, email: CustomerEmail) -> tuple[dict[str, Any], tup
         extra, attachment = _credit_note_part(credit_note_id=int(payload["credit_note_id"]))
         context.update(extra)
     elif email.kind == EmailKind.ORDER_SHIPPED:
+        # Read from the order row: the event names the order only (and a correction made
+        # before the mail leaves is what the customer should see).
         context.update(
-            carrier=getattr(order, "shipping_carrier", "") or payload.get("carrier", ""),
-            tracking_number=getattr(order, "tracking_number", "") or payload.get("tracking_number", ""),
-            tracking_url=getattr(order, "tracking_url", "") or payload.get("tracking_url", ""),
+            carrier=order.shipping_carrier, tracking_number=order.tracking_number, tracking_url=order.tracking_url
         )
     return context, attachment
 

@@ -19,7 +19,7 @@ from notifications.models import CustomerEmail, EmailDispatchCursor, EmailKind, 
 from notifications.services import CURSOR, customer_email_send, customer_emails_dispatch
 from notifications.tasks import send_email
 from orders.models import Order, OrderStatus
-from orders.services import order_transition
+from orders.services import order_ship, order_transition
 from outbox.models import OutboxEvent
 from outbox.services import outbox_record
 
@@ -98,11 +98,7 @@ def test_shipped_mail_carries_carrier_and_tracking_link(smtp):
     order, _ = _paid_with_invoice()
     deliver()
     url = "https://tracking.example.com/track?n=1Z999AA10123456784&lang=en"
-    Order.objects.filter(pk=order.pk).update(
-        shipping_carrier="UPS", tracking_number="1Z999AA10123456784", tracking_url=url
-    )
-    order.refresh_from_db()
-    order_transition(order=order, to=OrderStatus.SHIPPED, reason="shipped")
+    order_ship(order_id=order.pk, carrier="UPS", tracking_number="1Z999AA10123456784", tracking_url=url)
 
     deliver()
 
