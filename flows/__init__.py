@@ -18,19 +18,28 @@ Flows:
 - order_paid: money arrived -> order paid + stock committed + invoice created (numbered
   after commit by the worker); a partial payment of a staff-billed invoice only re-renders it.
 - draft_finalize: staff draft -> stock held, order placed, invoice created.
+- order_cancel: unpaid -> cancelled, reservations released (refused while a payment is
+  processing); paid and not shipped (staff) -> a full refund with restock, pending.
+- refund_succeeded: the provider gave money back -> order partially_refunded / refunded /
+  cancelled, credit note created (numbered after commit), restocked units on hand.
 
 LOCK ORDER (every row any flow locks, always in this order; a flow takes a subset, never
 goes back up the list):
 
     1. cart            orders.locks.cart_lock (checkout, cart merge: both carts by id)
     2. draft order     orders.locks.draft_lock (draft edits, finalize)
-    3. order           orders.locks.order_lock (payments, webhooks, void, expiry, fulfil)
-    4. payment attempt payments.locks.attempt_lock (webhooks, charge requests, timeouts)
-    5. invoice         invoicing.locks.invoice_lock / invoice_lock_for_order (numbering,
+    3. order           orders.locks.order_lock (payments, webhooks, void, expiry, ship, cancel,
+                       refund create: the refund cap is checked under this lock)
+    4. payment attempt payments.locks.attempt_lock (webhooks, charge requests, timeouts,
+                       the attempt a refund gives back)
+    5. refund          payments.locks.refund_lock (refund webhooks, submit failures)
+    6. invoice         invoicing.locks.invoice_lock / invoice_lock_for_order (numbering,
                        void, overdue, payment amounts against an invoice)
-    6. reservations    inventory.locks.reservations_lock_active (in product-id order)
-    7. stock           inventory.services.stock_reserve: conditional UPDATEs by product id
-    8. number sequence invoicing.services.sequence_take_next: one UPDATE ... RETURNING, last,
+    7. credit note     invoicing (created in the refund-succeeded flow, numbered by the worker)
+    8. reservations    inventory.locks.reservations_lock_active (in product-id order)
+    9. stock           inventory.services.stock_reserve: conditional UPDATEs by product id;
+                       inventory.restock.stock_restock (refund restock) likewise
+    10. number sequence invoicing.services.sequence_take_next: one UPDATE ... RETURNING, last,
                        held for the rest of the numbering transaction (the one hot lock)
 
 Sweepers that must not wait (expiry, payment timeouts) take the order with SKIP LOCKED and

@@ -1,4 +1,5 @@
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -80,7 +81,9 @@ def order_payment_status(*, order: Order) -> str:
         return "paid"
     if order.status in (OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED):
         return str(order.status)
-    if order.status == OrderStatus.CANCELLED and order.payment_attempts.filter(status="succeeded").exists():
+    if order.status == OrderStatus.CANCELLED and any(
+        a.status == "succeeded" and not a.refund_required for a in order.payment_attempts.all()
+    ):
         # Cancelled after payment (staff cancel of a paid order): refunded in full.
         return "refunded"
     latest = latest_payment_attempt_status(order=order)
@@ -190,3 +193,50 @@ def draft_order_view(*, draft: DraftOrder) -> DraftOrderView:
         totals = draft_order_totals(draft=draft)
         rows = [{"rate": rate, "net": net, "tax": totals.tax_by_rate[rate]} for rate, net in totals.net_by_rate.items()]
     return DraftOrderView(draft=draft, totals=totals, tax_by_rate=rows, invoice=invoice)
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    kind: str  # placed, paid, processing, shipped, delivered, cancelled, refund_*, partially_refunded, refunded
+    label: str
+    detail: str = ""
+    link: str = ""  # the carrier's tracking page for "shipped"
+
+
+_TIMELINE_LABELS = {
+    "paid": "Paid",
+    "processing": "Being prepared",
+    "shipped": "Shipped",
+    "delivered": "Delivered",
+    "fulfilled": "Delivered",  # recorded before the lifecycle had shipped/delivered
+    "cancelled": "Cancelled",
+}
+
+
+def order_timeline(*, order: Order) -> list[TimelineEntry]:
+    """The order's story for its page, oldest first, from the recorded history: placed,
+    paid, shipped (with tracking), delivered, cancelled, and each refund (through the
+    payments app's reverse relation `refunds`: read, never imported). Two queries."""
+    entries = [TimelineEntry(order.created_at, "placed", "Order placed")]
+    for change in order.status_changes.all():
+        label = _TIMELINE_LABELS.get(change.to_status)
+        if label is None:  # refund states: the refunds below say more
+            continue
+        detail, link = "", ""
+        if change.to_status == "shipped" and order.shipped_at is not None:
+            detail = f"{order.shipping_carrier}, tracking {order.tracking_number}"
+            link = order.tracking_url
+        elif change.to_status == "cancelled":
+            detail = change.reason
+        entries.append(TimelineEntry(change.created_at, change.to_status, label, detail, link))
+    for refund in getattr(order, "refunds").all():  # noqa: B009 (payments' reverse relation)
+        amount = f"{refund.amount} {refund.currency}"
+        entries.append(
+            TimelineEntry(refund.created_at, "refund_requested", f"Refund of {amount} requested", refund.reason)
+        )
+        if refund.succeeded_at is not None:
+            entries.append(TimelineEntry(refund.succeeded_at, "refund_succeeded", f"Refunded {amount}"))
+        elif refund.failed_at is not None:
+            entries.append(TimelineEntry(refund.failed_at, "refund_failed", f"Refund of {amount} failed"))
+    return sorted(entries, key=lambda e: e.at)

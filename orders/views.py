@@ -1,6 +1,7 @@
 """Storefront pages: cart, checkout, orders. Thin: forms in, one service call, a redirect."""
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -19,12 +20,13 @@ from common.idempotency import idempotent_page
 from inventory.models import Product
 from inventory.selectors import products_for_sale
 from orders.forms import AddToCartForm, CheckoutForm, QuantityForm
-from orders.models import Order
+from orders.models import Order, OrderStatus
 from orders.selectors import (
     cart_for_request,
     cart_lines,
     cart_view,
     order_get_for_user,
+    order_timeline,
     order_with_invoice_for_user,
     orders_for_list,
 )
@@ -184,7 +186,33 @@ def order_for_page_or_404(request: HttpRequest, order_id: int) -> Order:
 
 @login_required
 def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
-    return render(request, "orders/order_detail.html", {"order": order_for_page_or_404(request, order_id)})
+    order = order_for_page_or_404(request, order_id)
+    # The shopper's own unpaid order, no payment on its way (the flow re-checks under the lock).
+    can_cancel = (
+        order.status == OrderStatus.PENDING_PAYMENT
+        and order.user_id == request.user.pk
+        and not any(a.status == "processing" for a in order.payment_attempts.all())
+    )
+    context = {"order": order, "timeline": order_timeline(order=order), "can_cancel": can_cancel}
+    return render(request, "orders/order_detail.html", context)
+
+
+@login_required
+@require_POST
+def order_cancel_page(request: HttpRequest, order_id: int, cancel: Callable[..., Order] | None = None) -> HttpResponse:
+    """The order page's Cancel button (a POST form with CSRF). `cancel` is the flow
+    (flows.order_cancel.order_cancel_by), handed in by flows/urls.py."""
+    assert cancel is not None, "route order_cancel_page with cancel (flows/urls.py)"
+    order = order_for_page_or_404(request, order_id)
+    if order.user_id != request.user.pk:
+        raise Http404("No such order")  # staff cancel in the admin or the API
+    try:
+        cancel(order_id=order.pk, actor=_signed_in(request), staff=False, reason="")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Order #{order.pk} is cancelled; its items are no longer reserved.")
+    return redirect("order", order_id=order.pk)
 
 
 @login_required

@@ -50,7 +50,8 @@ def payment_summary_for_order(*, order: Order) -> PaymentSummary:
     """Uses a prefetched `payment_attempts` (orders_for_list) when there is one."""
     attempts = sorted(order.payment_attempts.all(), key=lambda a: (a.created_at, a.pk), reverse=True)
     latest = attempts[0] if attempts else None
-    refund_pending = any(a.refund_required for a in attempts)
+    # Flagged money not given back yet (a query only for the rare flagged attempt).
+    refund_pending = any(a.refund_required and not a.refunds.filter(status="succeeded").exists() for a in attempts)
     holds = order.reservation_expires_at is None or order.reservation_expires_at > timezone.now()
     if order.status in PAID_STATES:
         paid_by = next((a for a in attempts if a.status == PaymentStatus.SUCCEEDED and not a.refund_required), None)

@@ -287,6 +287,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several "status" fields with different choices: each set gets its own component name.
+    "ENUM_NAME_OVERRIDES": {
+        "RefundStatusEnum": ["pending", "succeeded", "failed"],
+        "DocumentStatusEnum": ["pending", "issued"],  # invoice and credit note summaries
+    },
 }
 
 # --- Domain settings -----------------------------------------------------------------------

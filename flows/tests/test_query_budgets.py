@@ -165,8 +165,8 @@ def test_order_page_budget(client, user, django_assert_num_queries):
     client.force_login(user)
 
     # user 1, order+invoice 1, lines 1, attempts 1, the header's cart count 1 (the session
-    # comes from the cache: common/sessions.py)
-    with django_assert_num_queries(5, info="GET /orders/<id>/, paid, invoice issued"):
+    # comes from the cache: common/sessions.py), the timeline's status history 1 and refunds 1
+    with django_assert_num_queries(7, info="GET /orders/<id>/, paid, invoice issued"):
         response = client.get(f"/orders/{order.pk}/")
 
     assert response.status_code == 200

@@ -164,9 +164,12 @@ def test_cancel_of_a_paid_order_changes_nothing(django_capture_on_commit_callbac
 def test_concurrent_transitions_of_one_order_exactly_one_wins():
     order = place_order()
     targets = [OrderStatus.PAID if i % 2 else OrderStatus.CANCELLED for i in range(16)]
+    # Every thread saw it pending (read before the race: paid -> cancelled is itself legal,
+    # for a staff cancel by refund, so a thread reading after the winner could move on).
+    seen = [Order.objects.get(pk=order.pk) for _ in targets]
 
     def move(i: int) -> str:
-        mine = Order.objects.get(pk=order.pk)  # every thread saw it pending
+        mine = seen[i]
         try:
             order_transition(order=mine, to=targets[i], reason=f"thread {i}")
         except IllegalTransition:

@@ -13,7 +13,9 @@ Stripe (payments/providers/stripe.py, PAYMENT_PROVIDER=stripe)
 - validate_method() / charge(): API clients may pass a PaymentMethod id (`pm_...`): a
   PaymentIntent is created and confirmed after commit, with its own idempotency key.
 - cancel(): expires the open Checkout Session.
-- refund(): the Refund API seam (idempotency key from the caller), not wired to a flow yet.
+- refund_submit(): a shop Refund at Stripe (payments.refunds): the Refund API on the
+  attempt's PaymentIntent, idempotency key and metadata.shop_refund_reference from the
+  refund; its outcome comes back as refund.updated / refund.failed / charge.refunded.
 - Webhooks: POST /api/v1/webhooks/stripe/ (payments/stripe_api.py), Stripe-Signature
   verified with STRIPE_WEBHOOK_SECRET; each provider keeps its own secret and endpoint.
 Everything after the event is mapped (dedupe, locking, state changes, refunds flagged) is

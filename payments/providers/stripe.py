@@ -43,7 +43,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from common.errors import ApplicationError, Conflict, ValidationFailed
-from payments.models import PaymentAttempt, WebhookEvent
+from payments.models import PaymentAttempt, Refund, WebhookEvent
 from payments.providers.base import (
     PaymentEventType,
     PaymentMethodChoice,
@@ -61,6 +61,9 @@ WEBHOOK_TOLERANCE_S = 300
 # shop gave up on the attempt (PAYMENT_PROCESSING_TIMEOUT_S) is flagged for refund.
 SESSION_MIN_S, SESSION_MAX_S = 31 * 60, 24 * 3600
 EXPIRED_REASON = "The Stripe Checkout session expired before the payment was completed."
+# A shop refund's reference, in the Stripe Refund's metadata: its refund.* events name it.
+REFUND_REFERENCE_KEY = "shop_refund_reference"
+_REFUND_EVENTS = {"refund.created", "refund.updated", "refund.failed"}
 
 # --- Minor units ---------------------------------------------------------------------------
 
@@ -276,18 +279,25 @@ class StripeProvider(PaymentProvider):
             logger.info("Checkout Session %s of attempt %s not expired: %s", session_id, attempt_id, exc)
 
     def refund(
-        self, *, payment_intent: str, amount: Decimal, currency: str, idempotency_key: str, reason: str = ""
+        self,
+        *,
+        payment_intent: str,
+        amount: Decimal,
+        currency: str,
+        idempotency_key: str,
+        reason: str = "",
+        metadata: dict[str, str] | None = None,
     ) -> RefundSubmitted:
-        """Ask Stripe to give back `amount` of a PaymentIntent. The seam for refunds (not
-        wired to a flow yet): the caller derives `idempotency_key` from its refund record, so
-        a retried request refunds once. The outcome also arrives by webhook (refund.*)."""
+        """Ask Stripe to give back `amount` of a PaymentIntent: the caller derives
+        `idempotency_key` from its refund record, so a retried request refunds once. The
+        outcome also arrives by webhook (refund.updated / refund.failed / charge.refunded)."""
         units = to_minor_units(amount, currency)
         try:
             refund = stripe_client().v1.refunds.create(
                 params={
                     "payment_intent": payment_intent,
                     "amount": units,
-                    "metadata": {"reason": reason[:500]} if reason else {},
+                    "metadata": {**({"reason": reason[:500]} if reason else {}), **(metadata or {})},
                 },
                 options={"idempotency_key": idempotency_key},
             )
@@ -296,6 +306,33 @@ class StripeProvider(PaymentProvider):
         except stripe.StripeError as exc:
             raise PaymentProviderUnavailable(f"Stripe did not take the refund: {exc.user_message or exc}") from exc
         return RefundSubmitted(id=str(refund.id), status=str(refund.status))
+
+    def refund_submit(self, *, refund: "Refund") -> str:
+        """A shop refund at Stripe: the PaymentIntent its attempt's webhooks named, the
+        refund's reference as metadata (its webhooks name it) and its idempotency key."""
+        attempt = refund.attempt
+        intents = stripe_references(attempt=attempt).payment_intents
+        if not intents and (session_id := session_id_from_url(attempt.redirect_url)):
+            try:
+                session = stripe_client().v1.checkout.sessions.retrieve(session_id)
+            except stripe.StripeError as exc:
+                raise PaymentProviderUnavailable(f"Stripe did not answer: {exc.user_message or exc}") from exc
+            intents = [str(session.payment_intent)] if getattr(session, "payment_intent", None) else []
+        if not intents:
+            raise RefundRefused(f"No Stripe PaymentIntent is known for payment {attempt.provider_reference}.")
+        submitted = self.refund(
+            payment_intent=intents[0],
+            amount=refund.amount,
+            currency=refund.currency,
+            idempotency_key=f"{refund.provider_reference}:refund",
+            reason=refund.reason,
+            metadata={
+                REFUND_REFERENCE_KEY: refund.provider_reference,
+                "refund_id": str(refund.pk),
+                "order_id": str(refund.order_id),
+            },
+        )
+        return submitted.id
 
     def parse_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> ProviderEvent:
         """The interface's form: verified and mapped, or WebhookPayloadInvalid for an event
@@ -357,16 +394,37 @@ def stripe_event_map(event: dict[str, Any]) -> ProviderEvent | Ignored:
     PaymentIntent -> failed when it was confirmed by the API, but only recorded when it
     belongs to a Checkout Session (the shopper may try another card on the same page: the
     session's completion or expiry is the outcome); payment_intent.processing -> processing.
+    Refunds: refund.created / refund.updated / refund.failed (the Refund object) and
+    charge.refunded (the charge's latest listed shop refund), named by metadata
+    shop_refund_reference -> refund.succeeded or refund.failed; a pending one is recorded.
     """
     event_type = str(event["type"])
     obj = event["data"].get("object")
     if not isinstance(obj, dict):
         raise WebhookPayloadInvalid("The Stripe event has no data.object.")
+    if event_type == "charge.refunded":
+        # The charge lists its refunds (when expanded): the latest one the shop made decides.
+        listed = (obj.get("refunds") or {}).get("data") if isinstance(obj.get("refunds"), dict) else None
+        ours = [r for r in listed or [] if isinstance(r, dict) and (r.get("metadata") or {}).get(REFUND_REFERENCE_KEY)]
+        if not ours:
+            return Ignored("charge.refunded without a shop refund listed; its refund.* event applies it")
+        obj = max(ours, key=lambda r: r.get("created") or 0)
     metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     assert isinstance(metadata, dict)
     reference = str(obj.get("client_reference_id") or metadata.get("shop_reference") or "")
     failure = ""
-    if event_type == "checkout.session.completed":
+    kind: PaymentEventType | None
+    if event_type in _REFUND_EVENTS or event_type == "charge.refunded":
+        reference = str(metadata.get(REFUND_REFERENCE_KEY) or "")
+        status = obj.get("status")
+        if status == "succeeded":
+            kind = PaymentEventType.REFUND_SUCCEEDED
+        elif status in ("failed", "canceled"):
+            kind = PaymentEventType.REFUND_FAILED
+            failure = str(obj.get("failure_reason") or f"The refund {status} at Stripe.")
+        else:
+            return Ignored(f"refund {status or 'pending'} at Stripe; its outcome comes later", reference)
+    elif event_type == "checkout.session.completed":
         kind = PaymentEventType.SUCCEEDED if obj.get("payment_status") in _SUCCEEDED_SESSION else None
         if kind is None:
             return Ignored("checkout completed, payment not yet confirmed (asynchronous method)", reference)
@@ -392,7 +450,12 @@ def stripe_event_map(event: dict[str, Any]) -> ProviderEvent | Ignored:
     if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency):
         raise WebhookPayloadInvalid("The Stripe object has no currency.", details={"currency": ["Required."]})
     units = obj.get("amount_total", obj.get("amount_received") or obj.get("amount"))
-    if kind == PaymentEventType.SUCCEEDED and (isinstance(units, bool) or not isinstance(units, int) or units <= 0):
+    needs_amount = kind in (
+        PaymentEventType.SUCCEEDED,
+        PaymentEventType.REFUND_SUCCEEDED,
+        PaymentEventType.REFUND_FAILED,
+    )
+    if needs_amount and (isinstance(units, bool) or not isinstance(units, int) or units <= 0):
         raise WebhookPayloadInvalid("The Stripe object has no amount.", details={"amount": ["Required."]})
     amount = from_minor_units(units, currency) if isinstance(units, int) and not isinstance(units, bool) else Decimal(0)
     created = event.get("created")
