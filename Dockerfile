@@ -8,7 +8,7 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 COPY . .
 RUN DJANGO_SETTINGS_MODULE=config.settings.base DEBUG=true SECRET_KEY=build python manage.py collectstatic --noinput -v 0 \
-    && useradd --create-home app && mkdir -p var/media var/metrics && chown -R app /app/var
+    && useradd --create-home app && mkdir -p var/media var/metrics var/mail && chown -R app /app/var
 USER app
 EXPOSE 8000
 CMD ["gunicorn", "config.wsgi:application", "--config", "config/gunicorn.py"]

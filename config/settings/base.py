@@ -237,8 +237,8 @@ if EMAIL_URL:
     EMAIL_USE_TLS = _email["EMAIL_USE_TLS"]
     EMAIL_USE_SSL = _email["EMAIL_USE_SSL"]
     EMAIL_TIMEOUT = _email["EMAIL_TIMEOUT"]
-else:
-    EMAIL_BACKEND = "common.mail.EmlFileBackend"
+else:  # EMAIL_BACKEND still names another backend (e.g. the bench's in-memory one)
+    EMAIL_BACKEND = env("EMAIL_BACKEND", default="common.mail.EmlFileBackend")
 # Customer e-mails (notifications/): a failed send is retried with common.backoff from
 # EMAIL_RETRY_BASE_S up to EMAIL_RETRY_MAX_S, EMAIL_MAX_TRIES times, then shown as failed in
 # the admin (staff can send it again). A kicked row whose message was lost is kicked again
