@@ -35,7 +35,8 @@ goes back up the list):
     5. refund          payments.locks.refund_lock (refund webhooks, submit failures)
     6. invoice         invoicing.locks.invoice_lock / invoice_lock_for_order (numbering,
                        void, overdue, payment amounts against an invoice)
-    7. credit note     invoicing (created in the refund-succeeded flow, numbered by the worker)
+    7. credit note     invoicing (created in the refund-succeeded flow, one per refund; the
+                       numbering worker claims credit notes alone, SKIP LOCKED, then 10.)
     8. reservations    inventory.locks.reservations_lock_active (in product-id order)
     9. stock           inventory.services.stock_reserve: conditional UPDATEs by product id;
                        inventory.restock.stock_restock (refund restock) likewise
