@@ -234,8 +234,13 @@ def invoice_document_context(*, invoice: Invoice) -> dict[str, object]:
     issue (status, amount paid): a stored PDF with another fingerprint is stale."""
     paid = invoice_amount_paid(invoice=invoice)
     due = invoice_amount_due(invoice=invoice)
+    credit_notes = invoice_credit_notes(invoice=invoice)
+    refunded = invoice_amount_refunded(invoice=invoice)
+    credited = ",".join(n.number_display or "pending" for n in credit_notes)
     return {
         "invoice": invoice,
+        "credit_notes": credit_notes,
+        "amount_refunded": refunded,
         "lines": list(invoice.lines.all()),
         "tax_rows": invoice.tax_rows,
         "seller": invoice.seller_details,
@@ -244,7 +249,8 @@ def invoice_document_context(*, invoice: Invoice) -> dict[str, object]:
         "amount_due": due,
         "payment_status": invoice_payment_status(invoice=invoice),
         "is_void": invoice.status == InvoiceStatus.VOID,
-        "fingerprint": f"{invoice.status}|{paid}",
+        # Refunds show on the invoice too: a new credit note (or its number) makes it stale.
+        "fingerprint": f"{invoice.status}|{paid}" + (f"|{refunded}|{credited}" if credit_notes else ""),
     }
 
 

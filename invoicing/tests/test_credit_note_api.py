@@ -146,3 +146,24 @@ def test_the_invoice_shows_its_credit_notes_and_the_amount_refunded(shopper_clie
     ]
     assert body["credit_notes"][0]["pdf_url"] == f"/api/v1/credit-notes/{note.pk}/pdf/"
     assert body["credit_notes"][0]["issued_at"].endswith("Z")
+
+
+def test_the_invoice_pdf_is_rendered_again_with_its_credit_notes_and_the_amount_refunded(user):
+    import io
+
+    from pypdf import PdfReader
+
+    from invoicing.services import invoice_pdf_store
+
+    order = paid_order(user=user)
+    invoices_number_due(fault=NO_FAULT)
+    before = invoice_pdf_store(invoice_id=order.invoice.pk)
+    refund_succeeded(order=order, amount="4.00")
+    credit_notes_number_due(fault=NO_FAULT)
+
+    after = invoice_pdf_store(invoice_id=order.invoice.pk)
+
+    assert after.fingerprint != before.fingerprint
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(bytes(after.pdf))).pages)
+    assert "Amount refunded 4.00 EUR" in text
+    assert "CN-1 (-4.00 EUR)" in text
