@@ -8,7 +8,13 @@ class NotificationsConfig(AppConfig):
     def ready(self) -> None:
         from celery.signals import task_success
 
+        from common.health import health_backlog_register
+        from common.metrics import metrics_collector_register
+        from notifications.metrics import CustomerEmailCollector
+        from notifications.selectors import customer_emails_health
         from notifications.tasks import after_relay
 
         # A relay that published events kicks the dispatcher at once; beat covers a lost kick.
         task_success.connect(after_relay, weak=False, dispatch_uid="notifications.after_relay")
+        health_backlog_register(name="customer_emails", check=customer_emails_health)
+        metrics_collector_register(collector=CustomerEmailCollector())
