@@ -41,11 +41,9 @@ def totals_rows(*, totals: Any, coupon: str = "") -> list[TotalsRow]:
     pairs = _line_pairs(totals)
     net_by_rate = taxable_by_rate(lines=pairs, discount=totals.discount, shipping=totals.shipping, currency=currency)
     tax_by_rate = {rate: money_round(net * rate, currency) for rate, net in net_by_rate.items() if rate}
-    tax_rows: list[tuple[Decimal | None, Decimal]]
-    if sum(tax_by_rate.values(), ZERO) != totals.tax:  # an old row priced another way: one VAT row
-        tax_rows = [(None, totals.tax)]
-    else:
-        tax_rows = list(tax_by_rate.items())
+    # An old row priced another way (the rates do not give its tax): one VAT row, no rate.
+    consistent = sum(tax_by_rate.values(), ZERO) == totals.tax
+    tax_rows: list[tuple[Decimal | None, Decimal]] = list(tax_by_rate.items()) if consistent else [(None, totals.tax)]
     discount_label = f"Discount ({coupon})" if coupon else "Discount"
     rows: list[TotalsRow] = []
     if settings.PRICES_INCLUDE_TAX:
