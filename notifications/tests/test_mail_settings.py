@@ -109,3 +109,27 @@ def test_make_run_customer_mails_land_in_var_mail_as_eml(settings, tmp_path):
     invoice_mail = next(f for f in files if "invoice" in f.name)
     parsed = email.message_from_bytes(invoice_mail.read_bytes(), policy=email.policy.default)
     assert [p.get_content_type() for p in parsed.iter_attachments()] == ["application/pdf"]
+
+
+def _deploy_check(**env: str) -> str:
+    import base64
+    import secrets
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("EMAIL_")}
+    base.update(
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        PAYMENT_WEBHOOK_SECRET="whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        **env,
+    )
+    out = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--tag", "email"],
+        cwd=ROOT, env=base, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return out.stdout + out.stderr
+
+
+def test_the_deploy_check_warns_when_production_has_no_email_url():
+    assert "notifications.W001" in _deploy_check()
+    assert "notifications.W001" not in _deploy_check(EMAIL_URL="smtp://u:p@smtp.example.com:587/?tls=True")

@@ -29,6 +29,7 @@ def production_env(**overrides: str) -> dict[str, str]:
         "INVOICE_FAILURE_RATE": "0",
         "METRICS_TOKEN": secrets.token_urlsafe(32),
         "PAYMENT_WEBHOOK_SECRET": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        "EMAIL_URL": "smtp://shop:secret@smtp.example.com:587/?tls=True",
     }
     env.update(overrides)
     return env
