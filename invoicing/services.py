@@ -17,7 +17,7 @@ from django.contrib.auth.models import User
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives
 from django.db import connection, transaction
-from django.db.models import Case, F, Q, TextField, Value, When
+from django.db.models import Case, F, Q, Sum, TextField, Value, When
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -1013,10 +1013,18 @@ def credit_note_amount_split(
     (net + tax), exactly: the parts add up to `amount` to the minor unit (largest remainder).
     Returns [(rate, gross part)], zero parts left out. No rows (a zero invoice): one part at
     the shop's default rate."""
-    rows = [(row["rate"], row["net"] + row["tax"]) for row in tax_rows if row["net"] + row["tax"] > 0]
+    return _split_over_rates(
+        amount=amount, weights=[(row["rate"], row["net"] + row["tax"]) for row in tax_rows], currency=currency
+    )
+
+
+def _split_over_rates(
+    *, amount: Decimal, weights: list[tuple[Decimal, Decimal]], currency: str
+) -> list[tuple[Decimal, Decimal]]:
+    rows = [(rate, weight) for rate, weight in weights if weight > 0]
     if not rows:
         return [(Decimal(settings.DEFAULT_TAX_RATE), amount)]
-    parts = money_allocate(amount, [gross for _, gross in rows], currency)
+    parts = money_allocate(amount, [weight for _, weight in rows], currency)
     return [(rate, part) for (rate, _), part in zip(rows, parts, strict=True) if part != 0]
 
 
@@ -1130,7 +1138,7 @@ def _credit_note_lines(*, refund: Any, invoice: Invoice, currency: str) -> list[
     rest = refund.amount - lines_sum
     if rest > 0:
         label = "Refund" if not refund_lines else "Further refund"
-        for rate, gross in credit_note_amount_split(amount=rest, tax_rows=invoice.tax_rows, currency=currency):
+        for rate, gross in _rest_split(rest=rest, invoice=invoice, lines=lines, currency=currency):
             net = _net_of_gross(gross=gross, rate=rate, currency=currency)
             lines.append(
                 CreditNoteLine(
@@ -1144,6 +1152,30 @@ def _credit_note_lines(*, refund: Any, invoice: Invoice, currency: str) -> list[
                 )
             )
     return lines
+
+
+def _rest_split(
+    *, rest: Decimal, invoice: Invoice, lines: list[CreditNoteLine], currency: str
+) -> list[tuple[Decimal, Decimal]]:
+    """Split what a refund holds beyond its lines over the invoice's tax rates, in proportion
+    to what each rate has left to credit (the invoice's gross per rate minus earlier credit
+    notes and this one's lines); with nothing left anywhere, in proportion to the invoice's
+    gross per rate. A first amount-only refund is thus in proportion to the invoice, and a
+    refund of everything left ends with the credit notes adding up to the invoice per rate
+    (shipping goes back at its own rate)."""
+    credited: dict[Decimal, Decimal] = {}
+    earlier = (
+        CreditNoteLine.objects.filter(credit_note__invoice=invoice)
+        .order_by()
+        .values_list("tax_rate")
+        .annotate(s=Sum("amount"))
+    )
+    for rate, amount in [*earlier, *((line.tax_rate, line.amount) for line in lines)]:
+        credited[rate] = credited.get(rate, ZERO) + (amount or ZERO)
+    left = [(row["rate"], row["net"] + row["tax"] - credited.get(row["rate"], ZERO)) for row in invoice.tax_rows]
+    if any(weight > 0 for _, weight in left):
+        return _split_over_rates(amount=rest, weights=left, currency=currency)
+    return credit_note_amount_split(amount=rest, tax_rows=invoice.tax_rows, currency=currency)
 
 
 def credit_note_enqueue_numbering(*, credit_note_id: int) -> None:

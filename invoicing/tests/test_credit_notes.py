@@ -200,3 +200,68 @@ def test_the_amount_split_adds_up_to_the_refund_exactly_and_each_row_to_its_part
     for rate, part in parts:
         if total_weight:
             assert abs(part - amount * weights[rate] / total_weight) < Decimal("0.01")
+
+
+def _refund_webhook(client, refund) -> None:
+    import uuid
+    from datetime import UTC, datetime
+
+    from payments.tests.helpers import post_webhook
+
+    body = {
+        "id": f"evt_{uuid.uuid4().hex}",
+        "type": "refund.succeeded",
+        "created_at": datetime.now(UTC).isoformat(),
+        "data": {
+            "provider_reference": refund.provider_reference,
+            "amount": f"{refund.amount:.2f}",
+            "currency": refund.currency,
+            "failure_reason": None,
+        },
+    }
+    response = post_webhook(client, body)
+    assert response.status_code == 200, response.content
+
+
+def test_through_the_refund_flow_a_line_refund_then_the_rest_credit_the_invoice_exactly_per_rate(db, client):
+    from common.tests.factories import UserFactory
+    from common.tests.helpers import ADDRESS
+    from orders.services import cart_add_item, cart_get_or_create, checkout_place_order
+    from payments.refunds import RefundLineSpec, refund_create
+    from payments.tests.helpers import attempt_for, event_body, post_webhook
+
+    # Under FREE_SHIPPING_OVER: shipping (taxed at the default rate) is refunded too, by the
+    # second refund, as its amount beyond its lines.
+    book = ProductFactory(price=Decimal("9.99"), tax_rate=Decimal("0.0550"), on_hand=20)
+    lamp = ProductFactory(price=Decimal("15.00"), tax_rate=Decimal("0.2000"), on_hand=20)
+    user = UserFactory()
+    cart = cart_get_or_create(user=user)
+    cart_add_item(cart=cart, sku=book.sku, quantity=3)
+    cart_add_item(cart=cart, sku=lamp.sku, quantity=1)
+    order = checkout_place_order(cart=cart, user=user, shipping_address=ADDRESS)
+    assert post_webhook(client, event_body(attempt_for(order), "payment.succeeded")).status_code == 200
+    invoice = Invoice.objects.get(order=order)
+    assert invoice.shipping > 0
+
+    first = refund_create(
+        order_id=order.pk, reason="Torn cover", lines=[RefundLineSpec(sku=book.sku, quantity=1)], restock=True
+    )
+    _refund_webhook(client, first)
+    rest = refund_create(order_id=order.pk, reason="Returned the rest")  # everything left
+    _refund_webhook(client, rest)
+
+    one, two = CreditNote.objects.filter(order=order).order_by("id")
+    [line] = one.lines.all()
+    assert (line.sku, line.quantity, line.amount, one.total) == (book.sku, 1, first.amount, first.amount)
+    assert (one.refund_id, two.refund_id, two.total) == (first.pk, rest.pk, rest.amount)
+    assert sorted(line.sku for line in two.lines.all() if line.sku) == [book.sku, lamp.sku]
+    assert two.lines.filter(sku="", description__startswith="Further refund").exists()  # shipping
+    credited: dict = {}
+    for note in (one, two):
+        for row in note.tax_rows:
+            net, tax = credited.get(row["rate"], (Decimal(0), Decimal(0)))
+            credited[row["rate"]] = (net + row["net"], tax + row["tax"])
+    # Everything refunded: the credit notes add up to the invoice, rate by rate and in total.
+    assert credited == {row["rate"]: (row["net"], row["tax"]) for row in invoice.tax_rows}
+    assert one.total + two.total == invoice.total
+    assert invoice_amount_refunded(invoice=invoice) == invoice.total
