@@ -309,3 +309,35 @@ def test_refund_issued_mail_attaches_the_credit_note_pdf(smtp):
     (pdf,) = mail.message.iter_attachments()
     assert pdf.get_filename() == f"credit-note-{note.display_number}.pdf"
     assert pdf.get_content().startswith(b"%PDF-")
+
+
+def test_a_crash_after_the_server_accepted_resends_with_the_same_message_id(smtp, monkeypatch):
+    """The one window of "at least once": the process dies after the SMTP server took the
+    mail and before the sent marker committed. The row is still pending (nothing counted),
+    the next try sends it again, and the receiver sees the same Message-ID twice."""
+    from notifications import services
+
+    place_order()
+    customer_emails_dispatch()
+    email = CustomerEmail.objects.get()
+    real_update = services.CustomerEmail.objects.filter
+
+    class Crash(BaseException):  # like SIGKILL: no `except Exception` catches it
+        pass
+
+    def crash_on_marking_sent(*args, **kwargs):
+        if kwargs.get("pk") == email.pk and smtp.received:
+            raise Crash
+        return real_update(*args, **kwargs)
+
+    monkeypatch.setattr(services.CustomerEmail.objects, "filter", crash_on_marking_sent)
+    with pytest.raises(Crash):
+        customer_email_send(email_id=email.pk)
+    monkeypatch.undo()
+    assert CustomerEmail.objects.get().state == EmailState.PENDING
+    assert CustomerEmail.objects.get().tries == 0
+
+    assert customer_email_send(email_id=email.pk) == EmailState.SENT
+
+    ids = [str(r.message["Message-ID"]).strip() for r in smtp.received]
+    assert ids == [email.message_id, email.message_id]
