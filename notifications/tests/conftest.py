@@ -1,6 +1,7 @@
 """A real SMTP server (aiosmtpd) on a free local port, for the tests of this app: mails go
 through Django's SMTP backend over TCP, with authentication, as in production."""
 
+import asyncio
 import email
 import email.policy
 import logging
@@ -32,11 +33,19 @@ class Inbox:
 
     received: list[Received] = field(default_factory=list)
     refuse: bool = False
+    hold: bool = False  # keep every DATA waiting (a sender killed meanwhile never gets its 250)
+    held: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.refuse:
             return "451 4.3.0 try again later"
+        if self.hold:
+            self.held += 1
+            while self.hold:
+                await asyncio.sleep(0.05)
+            if server.transport is None or server.transport.is_closing():
+                return "451 4.3.0 the sender went away"  # never accepted: not received
         message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
         with self.lock:
             self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))  # type: ignore[arg-type]

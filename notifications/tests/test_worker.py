@@ -59,3 +59,33 @@ def _queued() -> list[object]:
     from common.tests.helpers import queued_tasks
 
     return queued_tasks(queue="documents")
+
+
+def test_a_worker_killed_mid_send_loses_nothing_and_sends_once(smtp_server, broker):
+    """SIGKILL while the SMTP conversation is open: the row lock dies with the connection,
+    the sent marker never committed, the lost message is re-kicked after the lease by the
+    next worker's beat, and the customer receives the mail once."""
+    from notifications.tests.conftest import PASSWORD, USER
+
+    inbox, port = smtp_server
+    inbox.hold = True
+    env = worker_env(EMAIL_URL=f"smtp://{USER}:{PASSWORD}@127.0.0.1:{port}/?timeout=30", EMAIL_KICK_LEASE_S="3")
+    first = WorkerProcess(env, concurrency=1, beat=True, queues="celery,documents").start()
+    try:
+        place_order()
+        wait_until(lambda: inbox.held >= 1, timeout=60, message="a send in the middle of DATA")
+    finally:
+        first.kill()
+    email = CustomerEmail.objects.get()
+    assert email.state == EmailState.PENDING
+    assert email.sent_at is None
+
+    inbox.hold = False
+    second = WorkerProcess(env, concurrency=1, beat=True, queues="celery,documents").start()
+    try:
+        wait_until(lambda: CustomerEmail.objects.filter(state=EmailState.SENT).exists(), timeout=60, message="sent")
+    finally:
+        second.stop()
+
+    assert len(inbox.received) == 1, second.log()[-3000:]
+    assert CustomerEmail.objects.get().tries == 1
