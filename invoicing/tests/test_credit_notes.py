@@ -265,3 +265,23 @@ def test_through_the_refund_flow_a_line_refund_then_the_rest_credit_the_invoice_
     assert credited == {row["rate"]: (row["net"], row["tax"]) for row in invoice.tax_rows}
     assert one.total + two.total == invoice.total
     assert invoice_amount_refunded(invoice=invoice) == invoice.total
+
+
+def test_with_a_yearly_reset_credit_notes_take_their_own_yearly_series(db, settings):
+    from datetime import UTC, datetime
+
+    import time_machine
+
+    settings.INVOICE_SERIES_YEARLY_RESET = True
+    with time_machine.travel(datetime(2027, 1, 5, 10, tzinfo=UTC), tick=False):
+        order = paid_order()
+        invoices_number_due(fault=NO_FAULT)
+        note = refund_succeeded(order=order, amount="1.00")
+        credit_notes_number_due(fault=NO_FAULT)
+
+    note.refresh_from_db()
+    invoice = Invoice.objects.get(order=order)
+    assert (note.number_display, invoice.number_display) == ("CN-2027-1", "INV-2027-1")
+    by_series = {row["series"]: row for row in invoice_gap_audit()}
+    assert by_series["CN-2027"]["complete"]
+    assert document_kind_of_series("CN-2027") == "credit_note"
