@@ -71,7 +71,12 @@ def customer_email_message(*, email: CustomerEmail) -> EmailMultiAlternatives:
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[email.to],
         reply_to=[settings.SELLER.get("email") or settings.DEFAULT_FROM_EMAIL],
-        headers={"Message-ID": email.message_id, "X-Customer-Email": f"{email.kind} {email.pk}"},
+        # Auto-Submitted (RFC 3834): auto-responders do not answer a machine's mail.
+        headers={
+            "Message-ID": email.message_id,
+            "Auto-Submitted": "auto-generated",
+            "X-Customer-Email": f"{email.kind} {email.pk}",
+        },
     )
     message.attach_alternative(render_to_string(f"notifications/{email.kind}.html", context), "text/html")
     if attachment is not None:

@@ -64,6 +64,7 @@ def test_a_storefront_order_gets_one_confirmation_in_text_and_html(smtp):
     assert email.sent_at is not None
     assert email.subject == str(got.message["Subject"])
     assert str(got.message["Message-ID"]).strip() == email.message_id
+    assert got.message["Auto-Submitted"] == "auto-generated"
 
 
 def test_payment_receipt_and_the_invoice_with_its_pdf(smtp):
