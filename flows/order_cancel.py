@@ -13,7 +13,7 @@ One transaction; locks: order -> payment attempt (payments.refunds.refund_create
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from common.errors import IllegalTransition, NotFound
+from common.errors import ApplicationError, ErrorCode, IllegalTransition, NotFound
 from orders.locks import order_lock
 from orders.models import Order, OrderStatus
 from orders.services import order_cancel
@@ -21,12 +21,21 @@ from payments.models import PaymentAttempt, PaymentStatus
 from payments.refunds import refund_create
 from payments.services import PaymentInProgress
 
+
+class RefundNotPermitted(ApplicationError):
+    status_code = 403
+    code = ErrorCode.PERMISSION_DENIED
+
+
 # Paid states a staff cancel refunds in full; once shipped, refund (and take back) instead.
 _CANCEL_BY_REFUND = {OrderStatus.PAID, OrderStatus.PROCESSING, OrderStatus.PARTIALLY_REFUNDED}
 
 
-def order_cancel_by(*, order_id: int, actor: User, staff: bool, reason: str = "") -> Order:
-    """Cancel `order_id` for `actor` (`staff`: may cancel any order, paid ones by refund).
+def order_cancel_by(
+    *, order_id: int, actor: User, staff: bool, reason: str = "", may_refund: bool | None = None
+) -> Order:
+    """Cancel `order_id` for `actor` (`staff`: may cancel any order; a paid one by refund
+    when `may_refund`, the payments.add_refund permission, by default as `staff`).
 
     Raises NotFound (no such order, or not the shopper's), PaymentInProgress,
     IllegalTransition (already final, shipped, or paid and the actor is not staff).
@@ -49,6 +58,8 @@ def order_cancel_by(*, order_id: int, actor: User, staff: bool, reason: str = ""
             who = "staff" if staff else "the customer"
             return order_cancel(order_id=order.pk, reason=reason or f"cancelled by {who}", actor=actor)
         if order.status in _CANCEL_BY_REFUND and order.shipped_at is None:
+            if staff and not (staff if may_refund is None else may_refund):
+                raise RefundNotPermitted("Cancelling a paid order refunds it: that needs the refund permission.")
             if not staff:
                 raise IllegalTransition(
                     f"Order #{order.pk} is paid; please contact us to cancel it.",

@@ -167,7 +167,13 @@ class OrderAdmin(admin.ModelAdmin):
         assert cancel is not None, "flows/admin.py registers this admin with cancel_order"
 
         def service(*, order_id: int, actor: User) -> Order:
-            return cancel(order_id=order_id, actor=actor, staff=True, reason="cancelled by staff (admin)")
+            return cancel(
+                order_id=order_id,
+                actor=actor,
+                staff=True,
+                reason="cancelled by staff (admin)",
+                may_refund=actor.has_perm("payments.add_refund"),
+            )
 
         self._transition_selected(request, queryset, service=service, label="cancelled")
 

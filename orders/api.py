@@ -231,7 +231,15 @@ class OrderCancelApi(APIView):
         responses={
             200: OrderOutput,
             **api_errors(
-                {409: ("illegal_transition", "payment_in_progress", "refund_in_progress", "refund_exceeds_refundable")}
+                {
+                    403: ("permission_denied",),
+                    409: (
+                        "illegal_transition",
+                        "payment_in_progress",
+                        "refund_in_progress",
+                        "refund_exceeds_refundable",
+                    ),
+                }
             ),
         },
         operation_id="orders_cancel",
@@ -250,7 +258,13 @@ class OrderCancelApi(APIView):
         assert isinstance(request.user, User)  # IsAuthenticated
         assert self.cancel is not None, "route OrderCancelApi with cancel (flows/urls_api.py)"
         staff = _is_staff_for_orders(request.user)
-        order = self.cancel(order_id=order_id, actor=request.user, staff=staff, reason=data.validated_data["reason"])
+        order = self.cancel(
+            order_id=order_id,
+            actor=request.user,
+            staff=staff,
+            reason=data.validated_data["reason"],
+            may_refund=request.user.has_perm("payments.add_refund"),
+        )
         if staff:
             audit_record(actor=request.user, action="order.cancel", target=order, details={"status": order.status})
         return _order_response(request, order_id)

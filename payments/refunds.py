@@ -288,7 +288,8 @@ def refund_create(
                 if item.quantity_left > 0
             ]
             if sum((a for _, _, a in built), ZERO) > requested:  # earlier amount-only refunds
-                built = [(item, qty, ZERO) for item, qty, _ in built]
+                shares = money_allocate(requested, [a for _, _, a in built], order.currency)
+                built = [(item, qty, share) for (item, qty, _), share in zip(built, shares, strict=True)]
         attempt = _pick_attempt(order=order, amount=requested)
         attempt_lock(attempt_id=attempt.pk)
         refund = Refund.objects.create(

@@ -272,3 +272,17 @@ def test_admin_cancel_action_cancels_unpaid_and_refunds_paid(client):
     refund = Refund.objects.get(order=paid)
     assert (refund.cancels_order, refund.amount) == (True, paid.total)
     assert Order.objects.get(pk=paid.pk).status == OrderStatus.PAID  # until the provider confirms
+
+
+def test_staff_without_the_refund_permission_cannot_cancel_a_paid_order(client, client_for):
+    from django.contrib.auth.models import Permission
+
+    order = paid_order(client)
+    clerk = StaffFactory(staff_group=False)
+    clerk.user_permissions.add(Permission.objects.get(codename="change_order"))
+    before = trace(order)
+
+    response = client_for(clerk).post(f"/api/v1/orders/{order.pk}/cancel/", format="json")
+
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "permission_denied")
+    assert trace(order) == before
