@@ -105,7 +105,8 @@ class InvoiceExportApi(GenericAPIView):
         description="Staff with the view permission: every invoice matching the list's filters (`status`, "
         "`payment_status`, `series`, `issued_after`, `issued_before`, `search`), one row each: number, dates, "
         "customer, e-mail, VAT id, net by tax rate, subtotal, discount, shipping, tax, total, paid, due, "
-        "status. Streamed; sorted by series and number. A malformed filter is 400 naming it.",
+        "refunded and the credit note numbers, status. Streamed; sorted by series and number. A malformed "
+        "filter is 400 naming it.",
     )
     def get(self, request: Request) -> StreamingHttpResponse:
         return invoices_csv_response(invoices=self.filter_queryset(self.get_queryset()))

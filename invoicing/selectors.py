@@ -464,7 +464,7 @@ def sales_revenue_by_day(*, last_day: date, days: int = 30) -> dict[str, list[tu
 EXPORT_COLUMNS = [
     "invoice", "series", "number", "status", "payment_status", "issue_date", "due_date", "customer", "email",
     "vat_id", "currency", "net_by_tax_rate", "subtotal", "discount", "shipping", "tax", "total", "amount_paid",
-    "amount_due", "order_id",
+    "amount_due", "amount_refunded", "credit_notes", "order_id",
 ]  # fmt: skip
 
 
@@ -499,7 +499,10 @@ def invoice_export_rows(*, invoices: QuerySet[Invoice]) -> Iterator[list[str]]:
             f"{invoice.total:.2f}",
             f"{invoice_amount_paid(invoice=invoice):.2f}",
             f"{invoice_amount_due(invoice=invoice):.2f}",
-            str(invoice.order_id),
+            # Refunds: what the credit notes give back, and their numbers (`CN-1; CN-4`).
+            f"{invoice_amount_refunded(invoice=invoice):.2f}",
+            "; ".join(note.number_display or "pending" for note in invoice_credit_notes(invoice=invoice)),
+            str(invoice.order_id),  # last: a stable key for consumers
         ]
 
 

@@ -167,3 +167,18 @@ def test_the_invoice_pdf_is_rendered_again_with_its_credit_notes_and_the_amount_
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(bytes(after.pdf))).pages)
     assert "Amount refunded 4.00 EUR" in text
     assert "CN-1 (-4.00 EUR)" in text
+
+
+def test_the_accounting_export_carries_the_amount_refunded_and_the_credit_note_numbers(user, client_for):
+    import csv
+    import io
+
+    note = _issued_note(user, amount="6.00")
+    refund_succeeded(order=note.order, amount="1.50")  # pending
+
+    response = client_for(StaffFactory()).get("/api/v1/invoices/export.csv")
+
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [(r["invoice"], r["amount_refunded"], r["credit_notes"]) for r in rows] == [
+        ("INV-1", "7.50", "CN-1; pending")
+    ]
