@@ -112,6 +112,8 @@ def test_the_order_page_invoice_block_lists_the_credit_notes_of_a_refunded_order
     assert 'data-testid="credit-note-number">Pending<' in html  # the second one, not numbered yet
     assert 'data-pending="true"' in html
     assert second.number is None
+    page = client.get(f"/orders/{order.pk}/").content.decode()  # the order page includes the block
+    assert 'data-testid="credit-note-number">CN-1<' in page
 
 
 def test_the_daily_report_and_its_chart_net_the_credit_notes_issued_that_day(quiet):
