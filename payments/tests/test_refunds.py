@@ -36,6 +36,10 @@ from payments.tests.helpers import attempt_for, event_body, post_webhook
 
 pytestmark = pytest.mark.django_db
 
+# Pinned: a budget that moves is a decision, made in the diff where it moves.
+BUDGET_CREATE = 12
+BUDGET_WEBHOOK = 31
+
 ADDRESS = {"name": "Ada", "line1": "1 Test Street", "city": "Paris", "postal_code": "75001", "country": "FR"}
 
 
@@ -463,3 +467,22 @@ def test_simulated_refund_scripts(client, method, script):
     ]
     assert {b["data"]["provider_reference"] for b in bodies} == {refund.provider_reference}
     assert {b["data"]["amount"] for b in bodies} == {"1.00"}
+
+
+# --- Query budgets -------------------------------------------------------------------------------
+
+
+def test_refund_create_and_its_webhook_have_pinned_query_budgets(
+    client, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    product = ProductFactory(on_hand=20)
+    order = paid_order(client, lines=((product, 3),))
+
+    with (
+        django_capture_on_commit_callbacks(execute=False),
+        django_assert_num_queries(BUDGET_CREATE, info="refund_create with one line"),
+    ):
+        refund = refund_create(order_id=order.pk, reason="r", restock=True, lines=[RefundLineSpec(product.sku, 1)])
+    with django_assert_num_queries(BUDGET_WEBHOOK, info="refund.succeeded webhook: flow, credit note, restock"):
+        post_webhook(client, refund_event(refund, "refund.succeeded"))
+    assert Refund.objects.get(pk=refund.pk).status == RefundStatus.SUCCEEDED
