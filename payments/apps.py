@@ -16,8 +16,9 @@ class PaymentsConfig(AppConfig):
         from common.health import health_backlog_register, health_info_register
         from common.metrics import metrics_collector_register
         from payments.metrics import DeliveryCollector
-        from payments.selectors import simulated_deliveries_health
+        from payments.selectors import refunds_health, simulated_deliveries_health
 
         health_backlog_register(name="webhook_deliveries", check=simulated_deliveries_health)
+        health_backlog_register(name="refunds", check=refunds_health)
         health_info_register(name="payments", info=payments_health_info)
         metrics_collector_register(collector=DeliveryCollector())

@@ -112,6 +112,33 @@ def simulated_deliveries_backlog(*, now: datetime | None = None) -> DeliveryBack
     )
 
 
+# A pending refund the provider has not taken this long after it was asked, or one the
+# provider has not settled after this long, is a warning in /health/.
+REFUND_WARN_UNSUBMITTED_S = 60.0
+REFUND_WARN_PENDING_S = 3600.0
+
+
+def refunds_health(*, now: datetime | None = None) -> dict[str, object]:
+    """/health/ "refunds": pending refunds, those never handed to the provider, and the
+    oldest pending one's age (one query)."""
+    now = now or timezone.now()
+    row = Refund.objects.filter(status="pending").aggregate(
+        pending=Count("id"),
+        unsubmitted=Count("id", filter=Q(submitted_at__isnull=True)),
+        oldest=Min("created_at"),
+        oldest_unsubmitted=Min("created_at", filter=Q(submitted_at__isnull=True)),
+    )
+    oldest_s = (now - row["oldest"]).total_seconds() if row["oldest"] else 0.0
+    unsubmitted_s = (now - row["oldest_unsubmitted"]).total_seconds() if row["oldest_unsubmitted"] else 0.0
+    warning = unsubmitted_s >= REFUND_WARN_UNSUBMITTED_S or oldest_s >= REFUND_WARN_PENDING_S
+    return {
+        "status": "warning" if warning else "ok",
+        "pending": row["pending"],
+        "unsubmitted": row["unsubmitted"],
+        "oldest_pending_s": round(oldest_s, 1),
+    }
+
+
 def simulated_deliveries_health() -> dict[str, object]:
     backlog = simulated_deliveries_backlog()
     warning = backlog.worst_tries >= DELIVERY_WARN_TRIES or backlog.oldest_due_s >= DELIVERY_WARN_LATE_S

@@ -52,7 +52,8 @@ def test_paid_processing_shipped_delivered_each_recorded_with_its_event(django_c
     assert (fresh.shipping_carrier, fresh.tracking_number, fresh.tracking_url) == (
         "DHL", "JD01", "https://dhl.example/JD01",
     )  # fmt: skip
-    assert fresh.shipped_at is not None and fresh.delivered_at is not None
+    assert fresh.shipped_at is not None
+    assert fresh.delivered_at is not None
     history = list(OrderStatusChange.objects.filter(order=order).values_list("from_status", "to_status", "actor"))
     assert history[-3:] == [
         ("paid", "processing", clerk.pk),

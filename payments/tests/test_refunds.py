@@ -486,3 +486,19 @@ def test_refund_create_and_its_webhook_have_pinned_query_budgets(
     with django_assert_num_queries(BUDGET_WEBHOOK, info="refund.succeeded webhook: flow, credit note, restock"):
         post_webhook(client, refund_event(refund, "refund.succeeded"))
     assert Refund.objects.get(pk=refund.pk).status == RefundStatus.SUCCEEDED
+
+
+def test_health_reports_refunds_the_provider_never_took(client, django_capture_on_commit_callbacks):
+    from payments.selectors import refunds_health
+
+    order = paid_order(client)
+    assert refunds_health()["status"] == "ok"
+    with django_capture_on_commit_callbacks(execute=False):  # the provider call is lost
+        refund_create(order_id=order.pk, reason="r", amount="1.00")
+
+    now = datetime.now(UTC)
+    early = refunds_health(now=now)
+    assert (early["status"], early["pending"], early["unsubmitted"]) == ("ok", 1, 1)
+    late = refunds_health(now=now + timedelta(seconds=61))
+    assert (late["status"], late["unsubmitted"]) == ("warning", 1)
+    assert client.get("/health/").json()["backlogs"]["refunds"]["pending"] == 1
