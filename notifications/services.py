@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from common.audit import audit_record
@@ -58,6 +58,7 @@ def customer_emails_dispatch(*, batch_size: int | None = None) -> int:
     concurrent dispatchers take turns on the cursor row, and a conflict would be ignored."""
     batch_size = batch_size or settings.EMAIL_DISPATCH_BATCH
     created = 0
+    after: uuid.UUID | None = None  # the last event read by this run: each batch moves on
     while True:
         with transaction.atomic():
             started = timezone.now()
@@ -68,14 +69,17 @@ def customer_emails_dispatch(*, batch_size: int | None = None) -> int:
                 )
                 cursor = EmailDispatchCursor.objects.select_for_update().get(name=CURSOR)
             floor = _uuid7_floor(cursor.position - timedelta(seconds=settings.EMAIL_DISPATCH_OVERLAP_S))
+            window = Q(id__gte=floor) if after is None else Q(id__gt=after)
             events = list(
-                OutboxEvent.objects.filter(id__gte=floor, event_type__in=list(KIND_FOR_EVENT))
+                OutboxEvent.objects.filter(window, event_type__in=list(KIND_FOR_EVENT))
                 .exclude(Exists(CustomerEmail.objects.filter(event_id=OuterRef("pk"))))
                 .order_by("id")[:batch_size]
             )
             rows = _rows_for(events=events, now=started)
             created += len(CustomerEmail.objects.bulk_create(rows, ignore_conflicts=True))
             full = len(events) == batch_size
+            if full:
+                after = events[-1].pk
             position = events[-1].created_at if full else started
             if position > cursor.position:
                 EmailDispatchCursor.objects.filter(name=CURSOR).update(position=position, updated_at=started)

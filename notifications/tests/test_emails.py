@@ -342,3 +342,16 @@ def test_a_crash_after_the_server_accepted_resends_with_the_same_message_id(smtp
 
     ids = [str(r.message["Message-ID"]).strip() for r in smtp.received]
     assert ids == [email.message_id, email.message_id]
+
+
+def test_the_dispatcher_reads_in_batches_and_moves_past_an_event_it_cannot_mail(smtp):
+    first = place_order()
+    with transaction.atomic():  # names an order that does not exist: no row can be made for it
+        outbox_record(event_type="order.cancelled", aggregate=first, payload={"order_id": 10**9})
+    for _ in range(3):
+        place_order()
+
+    assert customer_emails_dispatch(batch_size=1) == 4  # ends, although one batch made no row
+
+    assert CustomerEmail.objects.count() == 4
+    assert customer_emails_dispatch(batch_size=1) == 0
