@@ -146,3 +146,22 @@ def test_a_customer_without_staff_permissions_cannot_use_the_ship_page(client, d
     response = client.post(reverse("admin:orders_order_ship", args=[paid.pk]), {"carrier": "D", "tracking_number": "1"})
     assert response.status_code == 302  # to the admin login
     assert Order.objects.get(pk=paid.pk).status == OrderStatus.PAID
+
+
+def test_the_migration_maps_fulfilled_orders_to_delivered(django_capture_on_commit_callbacks):
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+
+    order = _paid_order(django_capture_on_commit_callbacks)
+    with connection.cursor() as cursor:  # the old schema's state (rolled back with the test)
+        cursor.execute("ALTER TABLE orders_order DROP CONSTRAINT order_status_valid")
+        cursor.execute("UPDATE orders_order SET status = 'fulfilled' WHERE id = %s", [order.pk])
+    migration = importlib.import_module("orders.migrations.0003_lifecycle")
+
+    migration.fulfilled_to_delivered(apps, None)
+
+    fresh = Order.objects.get(pk=order.pk)
+    assert fresh.status == OrderStatus.DELIVERED
+    assert fresh.delivered_at == fresh.updated_at
