@@ -156,6 +156,7 @@ def test_the_migration_maps_fulfilled_orders_to_delivered(django_capture_on_comm
 
     order = _paid_order(django_capture_on_commit_callbacks)
     with connection.cursor() as cursor:  # the old schema's state (rolled back with the test)
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no deferred FK checks pending on the table
         cursor.execute("ALTER TABLE orders_order DROP CONSTRAINT order_status_valid")
         cursor.execute("UPDATE orders_order SET status = 'fulfilled' WHERE id = %s", [order.pk])
     migration = importlib.import_module("orders.migrations.0003_lifecycle")
