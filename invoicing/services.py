@@ -46,7 +46,7 @@ from orders.locks import order_lock
 from orders.models import Order, OrderLine, OrderStatus
 from orders.pricing import taxable_by_rate
 from outbox.services import outbox_record
-from payments.models import PaymentAttempt
+from payments.models import PaymentAttempt, Refund, RefundStatus
 from payments.services import PaymentInProgress
 
 logger = logging.getLogger(__name__)
@@ -1052,8 +1052,6 @@ def credit_note_create_for_refund(*, refund_id: int) -> CreditNote:
     refund, the amount split over the invoice's tax rates; tax by rate, totals, the seller and
     buyer copied from the invoice, the refund's reason. Raises CreditNoteNotPossible when
     the refund has not succeeded or the order has no invoice (nothing is created)."""
-    from payments.models import Refund, RefundStatus
-
     if not connection.in_atomic_block:
         raise RuntimeError("credit_note_create_for_refund must run in the refund's transaction")
     existing = CreditNote.objects.filter(refund_id=refund_id).first()
@@ -1111,7 +1109,7 @@ def credit_note_create_for_refund(*, refund_id: int) -> CreditNote:
     return note
 
 
-def _credit_note_lines(*, refund: Any, invoice: Invoice, currency: str) -> list[CreditNoteLine]:
+def _credit_note_lines(*, refund: Refund, invoice: Invoice, currency: str) -> list[CreditNoteLine]:
     """The refund's lines as credited lines; what the refund's amount holds beyond its lines
     (all of it for an amount-only refund) split over the invoice's tax rates, a line per rate."""
     lines = []

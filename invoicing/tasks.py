@@ -19,6 +19,7 @@ from invoicing.services import (
     credit_note_pdf_store,
     credit_notes_requeue_stale,
     documents_number_due,
+    invoice_fault_retry_s,
     invoice_pdf_store,
     invoice_reminder_send,
     invoices_mark_overdue,
@@ -57,7 +58,14 @@ def _number_or_retry(task: Task, *, kind: NumberedKind, document_id: int) -> Non
     if row["status"] != "pending":
         return
     due = row["next_attempt_at"]
-    countdown = max((due - timezone.now()).total_seconds(), 0.01) if due else settings.INVOICE_FAULT_RETRY_BASE_S
+    if due is not None:
+        countdown = max((due - timezone.now()).total_seconds(), 0.01)
+    elif kind.due:
+        # Not attempted: its precondition does not hold yet (a credit note's invoice has no
+        # number). Short and capped, growing with the retries: no 20 Hz spin while it waits.
+        countdown = invoice_fault_retry_s(attempts=task.request.retries + 1)
+    else:
+        countdown = settings.INVOICE_FAULT_RETRY_BASE_S  # another batch holds it (SKIP LOCKED)
     logger.info(
         "%s %s attempt %s failed (%s); retrying in %.2fs", kind.label, document_id, task.request.retries,
         row["last_error"], countdown,

@@ -101,3 +101,30 @@ def test_the_sweeper_re_enqueues_stale_pending_credit_notes(quiet, settings):
         assert stale.enqueued_at == T0 + timedelta(seconds=61)
     finally:
         broker_purge()
+
+
+def test_while_its_invoice_has_no_number_the_task_waits_with_a_growing_capped_backoff(quiet, caplog, settings):
+    settings.INVOICE_FAULT_RETRY_BASE_S = 0.2
+    settings.INVOICE_FAULT_RETRY_MAX_S = 1.0
+    note = refund_succeeded(order=paid_order(), amount="2.00")  # its invoice is still pending
+    retried = []
+
+    def fake_retry(*, countdown, **kwargs):
+        retried.append(countdown)
+        raise RuntimeError("stop")  # instead of Celery's Retry: one round is enough
+
+    from invoicing.services import CREDIT_NOTE_KIND
+    from invoicing.tasks import _number_or_retry
+
+    class Task:
+        class request:
+            retries = 5
+
+        retry = staticmethod(fake_retry)
+
+    with pytest.raises(RuntimeError):
+        _number_or_retry(Task, kind=CREDIT_NOTE_KIND, document_id=note.pk)  # type: ignore[arg-type]
+
+    note.refresh_from_db()
+    assert (note.status, note.attempts) == ("pending", 0)  # not attempted: nothing to give back
+    assert 0.5 <= retried[0] <= 1.0  # capped at INVOICE_FAULT_RETRY_MAX_S, not 20 Hz
