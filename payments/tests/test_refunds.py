@@ -502,3 +502,25 @@ def test_health_reports_refunds_the_provider_never_took(client, django_capture_o
     late = refunds_health(now=now + timedelta(seconds=61))
     assert (late["status"], late["unsubmitted"]) == ("warning", 1)
     assert client.get("/health/").json()["backlogs"]["refunds"]["pending"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_duplicate_and_conflicting_refund_webhooks_change_state_once(client):
+    from django.test import Client
+
+    product = ProductFactory(on_hand=20)
+    order = paid_order(client, lines=((product, 2),))
+    refund = refund_create(order_id=order.pk, reason="r", restock=True, lines=[RefundLineSpec(product.sku, 2)])
+    succeeded, failed = refund_event(refund, "refund.succeeded"), refund_event(refund, "refund.failed")
+    bodies = [succeeded if i % 2 else failed for i in range(16)]
+
+    outcomes = run_in_threads(lambda i: post_webhook(Client(), bodies[i]).json(), len(bodies))
+
+    assert [o["changed_state"] for o in outcomes].count(True) == 1, outcomes
+    assert [o["duplicate"] for o in outcomes].count(False) == 2
+    refund.refresh_from_db()
+    assert refund.status in (RefundStatus.SUCCEEDED, RefundStatus.FAILED)
+    won = refund.status == RefundStatus.SUCCEEDED
+    assert on_hand(product) == (20 if won else 18)
+    assert CreditNote.objects.filter(refund=refund).count() == (1 if won else 0)
+    assert Order.objects.get(pk=order.pk).status == (OrderStatus.REFUNDED if won else OrderStatus.PAID)
