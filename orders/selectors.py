@@ -58,7 +58,9 @@ def orders_for_list(*, user: User | AnonymousUser) -> QuerySet[Order]:
     return (
         orders_visible_to(user)
         .select_related("invoice")
-        .prefetch_related("lines", "payment_attempts")
+        # "refunds": payments' reverse relation (an ORM name, not an import), for the
+        # payment status of a shipped order refunded in part and for the timeline.
+        .prefetch_related("lines", "payment_attempts", "refunds")
         .order_by("-created_at", "-id")
     )
 
@@ -74,11 +76,18 @@ def order_get_for_user(*, user: User | AnonymousUser, order_id: int) -> Order:
     return orders_for_list(user=user).get(pk=order_id)
 
 
+def _refunded_in_part(order: Order) -> bool:
+    """A succeeded refund of one of the payments the order took (prefetched by orders_for_list)."""
+    flagged = {a.pk for a in order.payment_attempts.all() if a.refund_required}
+    refunds = getattr(order, "refunds").all()  # noqa: B009 (payments' reverse relation)
+    return any(r.status == "succeeded" and r.attempt_id not in flagged for r in refunds)
+
+
 def order_payment_status(*, order: Order) -> str:
     """unpaid | processing | failed | paid | partially_refunded | refunded, from the order
     and its attempts."""
     if order.status in PAID_STATES:
-        return "paid"
+        return "partially_refunded" if _refunded_in_part(order) else "paid"
     if order.status in (OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED):
         return str(order.status)
     if order.status == OrderStatus.CANCELLED and any(

@@ -55,6 +55,9 @@ def payment_summary_for_order(*, order: Order) -> PaymentSummary:
     holds = order.reservation_expires_at is None or order.reservation_expires_at > timezone.now()
     if order.status in PAID_STATES:
         paid_by = next((a for a in attempts if a.status == PaymentStatus.SUCCEEDED and not a.refund_required), None)
+        flagged = {a.pk for a in attempts if a.refund_required}
+        if any(r.status == "succeeded" and r.attempt_id not in flagged for r in order.refunds.all()):
+            return PaymentSummary("partially_refunded", "Partially refunded", paid_by, False, refund_pending)
         return PaymentSummary("paid", "Paid", paid_by, False, refund_pending)
     if order.status == OrderStatus.PARTIALLY_REFUNDED:
         return PaymentSummary("partially_refunded", "Partially refunded", latest, False, refund_pending)

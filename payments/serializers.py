@@ -103,6 +103,6 @@ class RefundCreateInput(serializers.Serializer):
         coerce_to_string=True,
         help_text="Decimal string. Omit for the lines' total, or (no lines either) everything still refundable.",
     )
-    lines = serializers.ListField(child=RefundLineInput(), required=False, max_length=200)
+    lines = serializers.ListField(child=RefundLineInput(), required=False, allow_empty=False, max_length=200)
     reason = serializers.CharField(max_length=200)
     restock = serializers.BooleanField(default=False)

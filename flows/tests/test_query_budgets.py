@@ -50,9 +50,9 @@ def test_checkout_budget(shopper_client, user, django_assert_num_queries):
 
     # token+user 1, idempotency claim 3, cart 1, placing 12 (savepoints 2, cart lock, lines,
     # one guarded stock UPDATE per product x2, order, lines, reservations, status change,
-    # outbox, cart emptied), the response's order+invoice, lines, attempts 3, key completed 1,
-    # and the savepoint pair that commits the change with its stored answer 2
-    with django_assert_num_queries(23, info="POST /api/v1/checkout/, a cart of 2 lines"):
+    # outbox, cart emptied), the response's order+invoice, lines, attempts, refunds 4, key
+    # completed 1, and the savepoint pair that commits the change with its stored answer 2
+    with django_assert_num_queries(24, info="POST /api/v1/checkout/, a cart of 2 lines"):
         response = shopper_client.post(
             "/api/v1/checkout/", {"shipping_address": ADDRESS}, format="json", HTTP_IDEMPOTENCY_KEY="budget-checkout"
         )
@@ -64,11 +64,11 @@ def test_checkout_budget(shopper_client, user, django_assert_num_queries):
 def test_payment_start_budget(shopper_client, user, django_assert_num_queries, django_capture_on_commit_callbacks):
     order = place_order(user=user)
 
-    # token+user 1, idempotency claim 3, the view's order read (order+invoice, lines, attempts) 3,
-    # the service 6 (savepoints 2, order lock, processing attempt?, attempt, outbox), key completed 1,
-    # the savepoint pair that commits the change with its stored answer 2
+    # token+user 1, idempotency claim 3, the view's order read (order+invoice, lines, attempts,
+    # refunds) 4, the service 6 (savepoints 2, order lock, processing attempt?, attempt, outbox),
+    # key completed 1, the savepoint pair that commits the change with its stored answer 2
     with (
-        django_assert_num_queries(16, info="POST /api/v1/orders/{id}/payments/, the request"),
+        django_assert_num_queries(17, info="POST /api/v1/orders/{id}/payments/, the request"),
         django_capture_on_commit_callbacks(execute=False) as after_commit,
     ):
         response = shopper_client.post(

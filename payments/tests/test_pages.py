@@ -205,7 +205,8 @@ def test_order_list_payment_status_needs_no_query_per_order(user, django_assert_
     for _ in range(4):
         attempt_for(place_order(user=user))
 
-    with django_assert_num_queries(3):  # orders joined with invoices; lines; attempts: not one per order
+    # orders joined with invoices; lines; attempts; refunds: not one per order
+    with django_assert_num_queries(4):
         statuses = [order_payment_status(order=o) for o in orders_for_list(user=user)]
 
     assert statuses == ["processing"] * 4

@@ -286,3 +286,24 @@ def test_staff_without_the_refund_permission_cannot_cancel_a_paid_order(client, 
 
     assert (response.status_code, response.json()["error"]["code"]) == (403, "permission_denied")
     assert trace(order) == before
+
+
+def test_a_delivered_order_refunded_in_part_reads_partially_refunded(client, staff_client):
+    order = paid_order(client)
+    refund = Refund.objects.get(pk=_refund(staff_client, order, {"amount": "2.00", "reason": "r"}).json()["id"])
+    post_webhook(client, refund_event(refund, "refund.succeeded"))
+    staff_client.post(f"/api/v1/orders/{order.pk}/ship/", {"carrier": "DHL", "tracking_number": "1"}, format="json")
+
+    delivered = staff_client.post(f"/api/v1/orders/{order.pk}/deliver/", format="json").json()
+
+    assert (delivered["status"], delivered["payment_status"]) == ("delivered", "partially_refunded")
+    client.force_login(order.user)
+    assert 'data-testid="payment-status">Partially refunded<' in client.get(f"/orders/{order.pk}/").content.decode()
+
+
+def test_refund_lines_may_not_be_an_empty_list(client, staff_client):
+    order = paid_order(client)
+    before = trace(order)
+    response = _refund(staff_client, order, {"lines": [], "reason": "r"})
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "validation_error")
+    assert trace(order) == before
