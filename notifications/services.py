@@ -196,6 +196,7 @@ def customer_email_send(*, email_id: int) -> str:
             last_attempt_at=now,
             last_error=mask_text(error)[:2000],
             next_attempt_at=now if gave_up else now + timedelta(seconds=delay),
+            kicked_at=None,  # this kick is used up: the next one is due at next_attempt_at, not after the lease
             updated_at=now,
         )
     logger.warning(

@@ -12,7 +12,7 @@ from notifications import tasks
 from notifications.models import CustomerEmail, EmailState
 from notifications.services import customer_emails_dispatch, customer_emails_kick_due
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")]
 
 
 @pytest.fixture
@@ -102,3 +102,22 @@ def test_staff_admin_changelist_stays_at_a_fixed_query_count(client, django_asse
 
     with django_assert_max_num_queries(12):
         assert client.get("/admin/notifications/customeremail/").status_code == 200
+
+
+def test_a_failed_send_is_kicked_again_when_its_backoff_ends_not_after_the_lease(
+    smtp, kicks, settings, django_capture_on_commit_callbacks
+):
+    from notifications.services import customer_email_send
+
+    settings.EMAIL_KICK_LEASE_S = 3600
+    smtp.refuse = True
+    place_order()
+    with django_capture_on_commit_callbacks(execute=True):
+        customer_emails_dispatch()
+    email = CustomerEmail.objects.get()
+    assert customer_email_send(email_id=email.pk) == EmailState.PENDING
+    CustomerEmail.objects.filter(pk=email.pk).update(next_attempt_at=timezone.now())  # the backoff is over
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert customer_emails_kick_due() == [email.pk]
+    assert kicks == [email.pk, email.pk]
