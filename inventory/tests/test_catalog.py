@@ -218,3 +218,22 @@ def test_the_api_keeps_the_net_price_whatever_the_display(client, settings):
     ProductFactory(sku="WID-1", price=Decimal("12.50"))
 
     assert client.get("/api/v1/products/WID-1/").json()["price"] == "12.50"
+
+
+# --- Serving the pictures --------------------------------------------------------------------
+
+
+def test_pictures_are_served_with_debug_off(client, settings):
+    settings.DEBUG = False
+    product = ProductFactory(sku="MUG-1")
+    product_image_set(product=product, image=image_demo(label="Mug", name="x"))
+
+    thumb = client.get("/media/products/thumbs/mug-1.jpg")
+    missing = client.get("/media/products/thumbs/nope.jpg")
+    escape = client.get("/media/products/..%2F..%2Fdb.sqlite3")
+
+    assert thumb.status_code == 200
+    assert thumb["Content-Type"] == "image/jpeg"
+    assert b"".join(thumb.streaming_content)[:3] == b"\xff\xd8\xff"  # a JPEG
+    assert missing.status_code == 404
+    assert escape.status_code in (400, 404)

@@ -18,7 +18,9 @@ from playwright.sync_api import BrowserContext, Page
 
 from common.tests.factories import ProductFactory, StaffFactory, UserFactory
 from common.tests.helpers import place_order
-from inventory.models import Category
+from inventory.images import image_demo
+from inventory.models import Category, Product
+from inventory.services import product_image_set
 from orders.services import cart_add_item, cart_get_or_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -39,7 +41,8 @@ def axe_source() -> str:
 
 
 @pytest.fixture
-def shop(db) -> dict[str, Any]:
+def shop(db, settings, tmp_path) -> dict[str, Any]:
+    settings.MEDIA_ROOT = str(tmp_path)  # pictures drawn for the test (inventory.images)
     kitchen = Category.objects.create(name="Kitchen & drink", slug="kitchen", position=0)
     home = Category.objects.create(name="Home", slug="home", position=1)
     mug = ProductFactory(sku="MUG-001", name="Enamel camp mug", price=Decimal("12.50"), category=kitchen, on_hand=40)
@@ -52,6 +55,8 @@ def shop(db) -> dict[str, Any]:
         on_hand=2,
     )
     ProductFactory(sku="OUT-001", name="Sold-out lamp", category=home, on_hand=0)
+    for product in Product.objects.filter(sku__in=["MUG-001", "BLK-011"]):
+        product_image_set(product=product, image=image_demo(label=product.name, name=product.sku.lower()))
     for n in range(12):  # a second catalog page
         ProductFactory(sku=f"NB-{n:02d}", name=f"Dot-grid notebook {n:02d}", category=kitchen, on_hand=9)
     shopper = UserFactory(username="grace")
@@ -137,6 +142,9 @@ def test_pages_pass_axe_fit_the_window_and_are_kept_as_screenshots(
         page = pages[who]
         page.goto(path)
         page.wait_for_load_state("networkidle")
+        broken = page.evaluate("[...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
+        if broken:
+            failures[f"{name}-images"] = broken
         page.screenshot(path=str(artifacts_dir / f"a11y-{name}-{width}.png"), full_page=True)
         problems = _axe_problems(page, axe_source)
         overflow = _overflow(page)
