@@ -2,10 +2,27 @@
 (function () {
   "use strict";
 
-  // Submit buttons marked data-once disable themselves after the first click.
+  // Submit buttons marked data-once disable themselves after the first click (only the one
+  // that submitted: the checkout's "Apply" must not disable "Place order").
   document.addEventListener("submit", function (event) {
-    var button = event.target.querySelector("button[data-once]");
-    if (button) { setTimeout(function () { button.disabled = true; }, 0); }
+    var button = event.submitter !== undefined ? event.submitter : event.target.querySelector("button[data-once]");
+    if (button && button.matches("[data-once]")) { setTimeout(function () { button.disabled = true; }, 0); }
+  });
+
+  // Checkout: Enter in the coupon field applies the coupon, Enter in an address field places
+  // the order (without JavaScript, Enter anywhere applies: the first button; nothing is placed).
+  document.addEventListener("keydown", function (event) {
+    var form = event.target.form;
+    if (event.key !== "Enter" || !form || form.id !== "checkout-form" || event.target.tagName !== "INPUT") { return; }
+    var action = event.target.name === "coupon" ? "apply" : "place";
+    var button = form.querySelector('button[name="action"][value="' + action + '"]');
+    if (button) { event.preventDefault(); button.click(); }
+  });
+
+  // A page shown again with form errors: the summary takes the focus, so it is read first.
+  document.addEventListener("DOMContentLoaded", function () {
+    var summary = document.getElementById("error-summary");
+    if (summary) { summary.focus(); }
   });
 
   // Invoice block: refresh in place, and poll while the number is pending: first after 2 s,

@@ -21,6 +21,7 @@ from common.tests.helpers import place_order
 from inventory.images import image_demo
 from inventory.models import Category, Product
 from inventory.services import product_image_set
+from orders.models import Order
 from orders.services import cart_add_item, cart_get_or_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -162,6 +163,7 @@ def test_checkout_with_errors_passes_axe_and_points_to_each_field(shop, signed_i
 
     summary = page.locator("#error-summary")
     assert summary.is_visible()
+    assert page.evaluate("document.activeElement.id") == "error-summary"  # read first
     assert summary.get_by_role("link", name="Full name: This field is required.").is_visible()
     page.screenshot(path=str(artifacts_dir / "a11y-checkout-errors-390.png"), full_page=True)
     assert _axe_problems(page, axe_source) == []
@@ -211,3 +213,25 @@ def test_keyboard_focus_is_visible_on_the_storefront(shop, signed_in):
         )
     assert seen[0]["text"] == "Skip to content"  # the first Tab shows the skip link
     assert [s for s in seen if not (s["outline"] and s["onScreen"])] == []
+
+
+def test_enter_in_the_coupon_field_applies_and_in_an_address_field_places(shop, signed_in):
+    page = signed_in("grace", WIDTHS["desktop"])
+    page.goto("/checkout/")
+    page.get_by_label("Coupon code").fill("WELCOME10")
+    page.get_by_label("Coupon code").press("Enter")
+    page.wait_for_load_state()
+    assert page.locator("table.totals tr", has_text="Discount (WELCOME10)").is_visible()
+    assert Order.objects.filter(user=shop["shopper"]).count() == 1  # the fixture's order only
+
+    for label, value in (("Full name", "Grace Hopper"), ("Address", "1 Navy Yard"), ("City", "Arlington")):
+        page.get_by_label(label, exact=True).fill(value)
+    page.get_by_label("Postal code").fill("22201")
+    page.get_by_label("Country", exact=True).select_option("US")
+    page.get_by_label("Postal code").press("Enter")
+    page.wait_for_url("**/pay/")
+
+    placed = Order.objects.filter(user=shop["shopper"]).order_by("-id").first()
+    assert Order.objects.filter(user=shop["shopper"]).count() == 2
+    assert placed.coupon_code == "WELCOME10"
+    assert placed.shipping_address["country"] == "US"
