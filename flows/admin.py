@@ -6,6 +6,7 @@ from django.contrib import admin
 
 from flows.draft_finalize import draft_order_finalize
 from flows.order_cancel import order_cancel_by
+from notifications.admin import CustomerEmailInline
 from orders.admin import DraftOrderAdmin
 from orders.models import DraftOrder, Order
 from payments.admin import OrderWithPaymentsAdmin
@@ -17,6 +18,7 @@ admin.site.unregister(Order)
 @admin.register(Order)
 class OrderFlowAdmin(OrderWithPaymentsAdmin):
     cancel_order = staticmethod(order_cancel_by)
+    inlines = [*OrderWithPaymentsAdmin.inlines, CustomerEmailInline]
 
 
 @admin.register(DraftOrder)

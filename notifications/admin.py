@@ -8,6 +8,25 @@ from notifications.models import CustomerEmail, EmailDispatchCursor
 from notifications.services import customer_email_retry
 
 
+class CustomerEmailInline(admin.TabularInline):
+    """On the order page (flows/admin.py adds it): what the customer was sent, and when."""
+
+    model = CustomerEmail
+    fk_name = "order"
+    fields = ("kind", "to", "state", "tries", "sent_at", "last_error", "skip_reason")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ("id",)
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 @admin.register(CustomerEmail)
 class CustomerEmailAdmin(admin.ModelAdmin):
     """Every customer e-mail: what it is, to whom, its state, tries and last error. Records:

@@ -355,3 +355,14 @@ def test_the_dispatcher_reads_in_batches_and_moves_past_an_event_it_cannot_mail(
 
     assert CustomerEmail.objects.count() == 4
     assert customer_emails_dispatch(batch_size=1) == 0
+
+
+def test_the_order_admin_page_lists_the_mails_of_the_order(smtp, client):
+    order = place_order()
+    deliver()
+    client.force_login(StaffFactory(is_superuser=True))
+
+    html = client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+
+    assert "Customer emails" in html or "customer emails" in html.lower()
+    assert "Order confirmation" in html
