@@ -121,3 +121,11 @@ def test_a_failed_send_is_kicked_again_when_its_backoff_ends_not_after_the_lease
     with django_capture_on_commit_callbacks(execute=True):
         assert customer_emails_kick_due() == [email.pk]
     assert kicks == [email.pk, email.pk]
+
+
+def test_every_notifications_task_runs_on_the_documents_queue():
+    from config.celery import app
+
+    for name in ("notifications.dispatch", "notifications.send_email"):
+        assert app.amqp.router.route({}, name)["queue"].name == "documents", name
+    assert app.amqp.router.route({}, "outbox.relay")["queue"].name == "celery"
