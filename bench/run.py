@@ -757,12 +757,15 @@ def main() -> int:
     took = time.monotonic() - started
     reference, top = flow.flow_summary(flow_result)
     summary = summary_lines(worker=worker, raw=raw, reference=reference, top=top, failure_rate=args.failure_rate)
+    targets = targets_table(worker=worker, raw=raw, reference=reference, top=top)
     print()
     print(table)
     print()
     print(series_table)
     print()
     print(flow_table)
+    print()
+    print(targets)
     print()
     print(f"Machine: {about}. Whole run: {took:.0f} s. Logs: {log_dir}")
     if args.write_results:
@@ -771,6 +774,7 @@ def main() -> int:
             f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `make bench` (`bench/run.py`, defaults).\n\n"
             f"Machine: {about}.\n\n"
             "```\n" + "\n".join(summary) + "\n```\n\n"
+            f"{targets}\n\n"
             "## Numbering\n\n"
             f"{table}\n\n"
             f"{NOTES}\n"
@@ -790,6 +794,41 @@ def main() -> int:
     for line in summary:  # last, as the issue asks
         print(line)
     return 0 if complete and not unfinished else 1
+
+
+def targets_table(*, worker: Throughput, raw: Throughput, reference: "flow.Step", top: "flow.Step") -> str:
+    """The issue's targets against this run's figures."""
+    ratio = reference.completed_per_s / reference.accepted_per_s if reference.accepted_per_s else float("nan")
+    polls = [p.seconds for p in reference.window_polls]
+    c = reference.concurrency
+    rows = [
+        ("numbering: worker path / raw SQL >= 1.0", f"{worker.rate / raw.rate:.2f}", worker.rate >= raw.rate),
+        (f"c{c}: completed / accepted >= 0.9", f"{ratio:.2f}", ratio >= 0.9),
+        (
+            f"c{c}: pay -> number p50 <= 1 s",
+            f"{flow.pct(reference.pay_to_number, 50):.2f} s",
+            flow.pct(reference.pay_to_number, 50) <= 1,
+        ),
+        (
+            f"c{c}: pay -> number p99 <= 5 s",
+            f"{flow.pct(reference.pay_to_number, 99):.2f} s",
+            flow.pct(reference.pay_to_number, 99) <= 5,
+        ),
+        (f"c{c}: invoice-block poll p95 <= 30 ms", f"{1000 * flow.pct(polls, 95):.0f} ms", flow.pct(polls, 95) <= 0.03),
+        (
+            f"c{c}: web CPU per accepted order <= 30 ms",
+            f"{reference.cpu_per_order_ms:.0f} ms",
+            reference.cpu_per_order_ms <= 30,
+        ),
+        (
+            f"accepted c{top.concurrency} / c{c} >= 1.0",
+            f"{top.accepted_per_s / reference.accepted_per_s:.2f}" if reference.accepted_per_s else "n/a",
+            top.accepted_per_s >= reference.accepted_per_s,
+        ),
+    ]
+    lines = ["| target (issue 12) | this run | met |", "| --- | --- | --- |"]
+    lines += [f"| {target} | {value} | {'yes' if met else '**no**'} |" for target, value, met in rows]
+    return "\n".join(lines)
 
 
 def summary_lines(
