@@ -37,6 +37,8 @@ class ProductAdminForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if not self.instance.image:
+            self.initial["image"] = None  # no picture: nothing to show or clear (not an empty file)
         if self.instance.pk:
             stock = Stock.objects.filter(product=self.instance).first()
             self.fields["on_hand"].initial = stock.on_hand if stock else 0
