@@ -241,6 +241,11 @@ def refund_create(
       (the refund's amount may then exceed its lines' sum: shipping, earlier amount-only
       refunds are not lines).
 
+    One refund gives back one payment; an order paid in parts (a staff-billed invoice) is
+    refunded payment by payment, except a staff cancel (`cancels_order`, nothing given),
+    which makes one refund per payment with something left (the units go with the first)
+    and returns the first.
+
     Raises ValidationFailed (reason missing, bad amount, unknown SKU, more units than are
     left), NotFound, OrderNotRefundable (not paid, or fully refunded / cancelled),
     RefundExceedsRefundable (above what was paid minus every pending or succeeded
@@ -290,26 +295,74 @@ def refund_create(
             if sum((a for _, _, a in built), ZERO) > requested:  # earlier amount-only refunds
                 shares = money_allocate(requested, [a for _, _, a in built], order.currency)
                 built = [(item, qty, share) for (item, qty, _), share in zip(built, shares, strict=True)]
-        attempt = _pick_attempt(order=order, amount=requested)
-        attempt_lock(attempt_id=attempt.pk)
-        refund = Refund.objects.create(
-            order=order,
-            attempt=attempt,
-            amount=requested,
-            currency=order.currency,
-            reason=reason[:200],
-            restock=restock,
-            provider=attempt.provider,
-            provider_reference=f"rf_{uuid.uuid4().hex}",
-            requested_by=actor,
-            cancels_order=cancels_order,
-        )
-        RefundLine.objects.bulk_create(
-            RefundLine(refund=refund, order_line=item.line, quantity=quantity, amount=line_amount)
-            for item, quantity, line_amount in built
-        )
-        outbox_record(event_type="refund.created", aggregate=refund, payload=_payload(refund))
-        _submit_on_commit(refund_id=refund.pk)
+        if cancels_order and amount is None and not lines:
+            # A cancel gives back everything: one refund per payment when it was paid in parts.
+            parts = _split_over_attempts(order=order, amount=requested)
+        else:
+            parts = [(_pick_attempt(order=order, amount=requested), requested)]
+        refunds = []
+        for index, (attempt, part) in enumerate(parts):
+            part_lines = built if index == 0 else []  # the units (and the restock) go with the first
+            if part_lines and sum((a for _, _, a in part_lines), ZERO) > part:
+                shares = money_allocate(part, [a for _, _, a in part_lines], order.currency)
+                part_lines = [(item, qty, share) for (item, qty, _), share in zip(part_lines, shares, strict=True)]
+            refunds.append(
+                _refund_insert(
+                    order=order,
+                    attempt=attempt,
+                    amount=part,
+                    lines=part_lines,
+                    reason=reason,
+                    restock=restock,
+                    actor=actor,
+                    cancels_order=cancels_order,
+                )
+            )
+    return refunds[0]
+
+
+def _split_over_attempts(*, order: Order, amount: Decimal) -> list[tuple[PaymentAttempt, Decimal]]:
+    """`amount` (everything left) as one part per payment with something left, oldest first."""
+    attempts = _applied_attempts(order_id=order.pk)
+    refunded = _refunded_by_attempt(attempt_ids=[a.pk for a in attempts])
+    parts = [(a, a.amount - refunded.get(a.pk, ZERO)) for a in attempts]
+    parts = [(a, left) for a, left in parts if left > 0]
+    assert sum((left for _, left in parts), ZERO) == amount
+    return parts
+
+
+def _refund_insert(
+    *,
+    order: Order,
+    attempt: PaymentAttempt,
+    amount: Decimal,
+    lines: list[tuple[LineRefundable, int, Decimal]],
+    reason: str,
+    restock: bool,
+    actor: User | None,
+    cancels_order: bool,
+) -> Refund:
+    """One pending refund of `attempt` (locked here: order -> attempt), its lines, its
+    outbox event, and its provider call after commit. The caller holds the order lock."""
+    attempt_lock(attempt_id=attempt.pk)
+    refund = Refund.objects.create(
+        order=order,
+        attempt=attempt,
+        amount=amount,
+        currency=order.currency,
+        reason=reason[:200],
+        restock=restock,
+        provider=attempt.provider,
+        provider_reference=f"rf_{uuid.uuid4().hex}",
+        requested_by=actor,
+        cancels_order=cancels_order,
+    )
+    RefundLine.objects.bulk_create(
+        RefundLine(refund=refund, order_line=item.line, quantity=quantity, amount=line_amount)
+        for item, quantity, line_amount in lines
+    )
+    outbox_record(event_type="refund.created", aggregate=refund, payload=_payload(refund))
+    _submit_on_commit(refund_id=refund.pk)
     return refund
 
 

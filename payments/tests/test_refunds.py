@@ -525,3 +525,40 @@ def test_concurrent_duplicate_and_conflicting_refund_webhooks_change_state_once(
     assert CreditNote.objects.filter(refund=refund).count() == (1 if won else 0)
     refunded = OrderStatus.REFUNDED if refund.amount == order.total else OrderStatus.PARTIALLY_REFUNDED
     assert Order.objects.get(pk=order.pk).status == (refunded if won else OrderStatus.PAID)
+
+
+# --- An order paid in parts (a staff-billed invoice) ------------------------------------------
+
+
+def test_an_order_paid_in_parts_is_refunded_payment_by_payment_and_cancelled_by_one_refund_each(client):
+    from invoicing.tests.docs_helpers import staff_invoice, succeed
+    from orders.services import DraftLineSpec
+
+    product = ProductFactory(on_hand=10, price=Decimal("10.00"))
+    invoice = staff_invoice(lines=[DraftLineSpec(sku=product.sku, quantity=5)], allow_partial=True)  # 60.00
+    first = succeed(invoice, Decimal("25.00"))
+    second = succeed(invoice)  # the remaining 35.00
+    order = Order.objects.get(pk=invoice.order_id)
+    assert order.status == OrderStatus.PAID
+    assert on_hand(product) == 5
+
+    # One refund gives back one payment: more than the largest part left is refused, clearly.
+    with pytest.raises(RefundExceedsRefundable) as caught:
+        refund_create(order_id=order.pk, reason="r", amount="40.00")
+    assert "paid in parts" in caught.value.message
+    assert refund_create(order_id=order.pk, reason="r", amount="30.00").attempt_id == second.pk
+
+    # A staff cancel gives back everything left: one refund per payment, the units with the first.
+    from flows.order_cancel import order_cancel_by
+
+    order_cancel_by(order_id=order.pk, actor=StaffFactory(), staff=True)
+    cancels = list(Refund.objects.filter(order=order, cancels_order=True).order_by("id"))
+    assert [(r.attempt_id, r.amount) for r in cancels] == [(first.pk, Decimal("25.00")), (second.pk, Decimal("5.00"))]
+    assert sum(line.amount for line in cancels[0].lines.all()) <= Decimal("25.00")
+    assert cancels[0].lines.get().quantity == 5
+    for refund in Refund.objects.filter(order=order):
+        post_webhook(client, refund_event(refund, "refund.succeeded"))
+
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELLED
+    assert on_hand(product) == 10
+    assert order_refundable_amount(order_id=order.pk) == 0
