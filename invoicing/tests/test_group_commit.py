@@ -120,7 +120,10 @@ def test_a_batch_whose_connection_dies_mid_way_gives_every_number_back(monkeypat
     _assert_exactly_one_to(30)
 
 
-def test_a_failed_invoice_waits_for_its_retry_time_and_gives_its_number_to_the_next(monkeypatch):
+def test_a_failed_invoice_waits_for_its_retry_time_and_gives_its_number_to_the_next(monkeypatch, settings):
+    # A retry time far enough ahead that a loaded machine cannot reach it between two calls.
+    settings.INVOICE_FAULT_RETRY_BASE_S = 30.0
+    settings.INVOICE_FAULT_RETRY_MAX_S = 60.0
     monkeypatch.setattr("invoicing.services.invoice_enqueue_pdf", lambda **kwargs: None)
     _pending(3)
     first, second, third = Invoice.objects.order_by("created_at", "id")
