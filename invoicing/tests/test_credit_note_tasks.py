@@ -71,8 +71,13 @@ def test_the_task_retries_the_fault_with_the_short_capped_backoff_until_it_succe
         if (m := re.search(r"credit note \d+ attempt (\d+) failed .* retrying in ([\d.]+)s", r.getMessage()))
     ]
     assert [attempt for attempt, _ in retries] == [0, 1, 2]
+    # Within the capped, jittered ceiling of each retry (the row's retry time minus the time
+    # spent since: no lower bound on a loaded machine).
     for (attempt, countdown), ceiling in zip(retries, [0.2, 0.4, 0.8], strict=True):
-        assert ceiling / 2 - 0.01 <= countdown <= ceiling + 0.01, (attempt, countdown)
+        assert 0 < countdown <= ceiling + 0.01, (attempt, countdown)
+    assert sum(countdown for _, countdown in retries) > 0.35  # growing: at least 0.1 + 0.2 + 0.4 before lag
+    stored = CreditNote.objects.get(pk=note.pk)
+    assert stored.next_attempt_at is None  # issued: no retry time left
 
 
 def test_the_task_stops_on_a_missing_credit_note_without_retrying(caplog):
@@ -128,3 +133,19 @@ def test_while_its_invoice_has_no_number_the_task_waits_with_a_growing_capped_ba
     note.refresh_from_db()
     assert (note.status, note.attempts) == ("pending", 0)  # not attempted: nothing to give back
     assert 0.5 <= retried[0] <= 1.0  # capped at INVOICE_FAULT_RETRY_MAX_S, not 20 Hz
+
+
+def test_the_metrics_show_pending_credit_notes_and_the_oldest_ones_age(quiet):
+    from invoicing.metrics import InvoicingCollector
+
+    def gauges() -> dict[str, float]:
+        return {metric.name: metric.samples[0].value for metric in InvoicingCollector().collect()}
+
+    assert (gauges()["credit_notes_pending"], gauges()["credit_note_oldest_pending_age_seconds"]) == (0, 0.0)
+    with time_machine.travel(T0, tick=False):
+        note = _pending_note()
+    with time_machine.travel(T0 + timedelta(seconds=42), tick=False):
+        waiting = gauges()
+    assert (waiting["credit_notes_pending"], waiting["credit_note_oldest_pending_age_seconds"]) == (1, 42.0)
+    services.credit_notes_number_due(include_id=note.pk, fault=FaultInjector(rate=0))
+    assert gauges()["credit_notes_pending"] == 0
