@@ -104,6 +104,15 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, all cores (/proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    total = sum(fields[:8])
+    tick = os.sysconf("SC_CLK_TCK")
+    return (total - idle) / tick, total / tick
+
+
 def proc_children(pid: int) -> list[int]:
     children = []
     for entry in Path("/proc").iterdir():
@@ -312,6 +321,7 @@ class Step:
     window: tuple[float, float] = (0.0, 0.0)
     web_cpu_s: float = 0.0
     service_cpu_s: dict[str, float] = field(default_factory=dict)
+    machine_busy: float = 0.0  # share of all cores busy in the window, whoever used them
     client_cpu_s: float = 0.0
     unfinished: int = 0
     documents_backlog: int = 0
@@ -569,6 +579,7 @@ def run_step(
     for thread in threads:
         thread.start()
     time.sleep(max(begin + warmup_s - time.time(), 0))
+    machine0 = machine_cpu_seconds()
     services0, cpu0, client0, w0 = (
         stack.service_cpu_seconds(),
         stack.web_cpu_seconds(),
@@ -582,7 +593,9 @@ def run_step(
         sum(os.times()[:2]),
         time.time(),
     )
+    machine1 = machine_cpu_seconds()
     step.service_cpu_s = {name: services1[name] - services0[name] for name in services1}
+    step.machine_busy = (machine1[0] - machine0[0]) / max(machine1[1] - machine0[1], 1e-9)
     step.window, step.window_s = (w0, w1), w1 - w0
     step.web_cpu_s, step.client_cpu_s = cpu1 - cpu0, client1 - client0
     step.documents_backlog = documents_backlog(redis_url)
@@ -703,7 +716,12 @@ def cpu_line(step: Step) -> str:
     """Where the 2 cores went in the window: each service's CPU (cores busy on average)."""
     parts = [f"{name} {cpu / step.window_s:.2f}" for name, cpu in step.service_cpu_s.items()]
     parts.append(f"load client {step.client_cpu_s / step.window_s:.2f}")
-    return "CPU cores used: " + ", ".join(parts)
+    cores = os.cpu_count() or 1
+    return (
+        "CPU cores used: "
+        + ", ".join(parts)
+        + f" (PostgreSQL and Redis not counted); the machine's {cores} cores {100 * step.machine_busy:.0f}% busy"
+    )
 
 
 def flow_summary(result: FlowResult) -> tuple[Step, Step]:
