@@ -105,12 +105,17 @@ def _overflow(page: Page) -> dict[str, Any] | None:
     return page.evaluate(
         """() => {
           const root = document.documentElement;
-          if (root.scrollWidth <= root.clientWidth) return null;
+          // A box scrolling sideways hides its content as surely as the page would.
+          const boxes = [...document.querySelectorAll('main *')]
+            .filter(e => ['auto', 'scroll'].includes(getComputedStyle(e).overflowX))
+            .filter(e => e.scrollWidth > e.clientWidth + 1)
+            .map(e => e.tagName.toLowerCase() + '.' + [...e.classList].join('.'));
+          if (root.scrollWidth <= root.clientWidth && boxes.length === 0) return null;
           const wide = [...document.querySelectorAll('body *')]
             .filter(e => e.getBoundingClientRect().right > root.clientWidth + 1)
             .slice(0, 5)
             .map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + '.' + [...e.classList].join('.'));
-          return {scrollWidth: root.scrollWidth, clientWidth: root.clientWidth, wide};
+          return {scrollWidth: root.scrollWidth, clientWidth: root.clientWidth, wide, boxes};
         }"""
     )
 
