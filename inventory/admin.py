@@ -106,6 +106,7 @@ class ProductAdmin(admin.ModelAdmin):
     list_filter = ("is_active", StockLevelFilter, "category", "currency")
     search_fields = ("sku", "name")
     list_select_related = ("stock", "category")
+    readonly_fields = ("picture_preview",)
 
     def save_model(self, request: HttpRequest, obj: Product, form: Any, change: bool) -> None:
         new_image = form.cleaned_data.get("image") if "image" in form.changed_data else None
@@ -127,6 +128,16 @@ class ProductAdmin(admin.ModelAdmin):
             audit_record(
                 actor=request.user, action="stock.edit", target=obj, details={"on_hand": [before, stock.on_hand]}
             )
+
+    @admin.display(description="Catalog thumbnail")
+    def picture_preview(self, obj: Product) -> str:
+        if not obj.thumbnail:
+            return "No picture yet: upload one above; the catalog thumbnail is made from it."
+        return format_html(
+            '<img src="{}" alt="{}" width="160" height="160" class="admin-preview">',
+            obj.thumbnail.url,
+            obj.image_alt or obj.name,
+        )
 
     @admin.display(description="Picture")
     def thumb(self, obj: Product) -> str:

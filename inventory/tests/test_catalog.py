@@ -101,6 +101,8 @@ def test_the_admin_upload_makes_the_thumbnail_and_refuses_a_non_image(client):
     assert product.thumbnail.name == "products/thumbs/cap-1.jpg"
     with Image.open(product.thumbnail.path) as thumb:
         assert thumb.size == THUMBNAIL_SIZE
+    page = client.get(f"/admin/inventory/product/{product.pk}/change/").content.decode()
+    assert '<img src="/media/products/thumbs/cap-1.jpg" alt="A red cap"' in page  # the preview
 
 
 def test_catalog_shows_the_thumbnail_and_the_product_page_the_image_with_its_alt(client):
