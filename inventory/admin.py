@@ -7,6 +7,7 @@ from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from common.admin_display import PercentRateField
 from common.audit import audit_record
 from common.errors import ApplicationError
 from inventory.images import IMAGE_MAX_BYTES
@@ -19,6 +20,7 @@ class ProductAdminForm(forms.ModelForm):
     UPDATE of `on_hand` only), so a save can never overwrite `reserved` with a stale value."""
 
     on_hand = forms.IntegerField(min_value=0, initial=0, help_text="Units physically in stock.")
+    tax_rate = PercentRateField(label="Tax rate (%)", help_text="VAT in percent: 20 for 20 %.")
 
     class Meta:
         model = Product

@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from common.admin_display import PercentRateField, rate_percent
 from common.audit import audit_record
 from common.errors import ApplicationError
 from inventory.models import Reservation
@@ -49,8 +50,12 @@ class ReadOnlyInline(admin.TabularInline):
 
 class OrderLineInline(ReadOnlyInline):
     model = OrderLine
-    fields = ("sku", "name", "quantity", "unit_price", "tax_rate", "line_total")
+    fields = ("sku", "name", "quantity", "unit_price", "rate", "line_total")
     readonly_fields = fields
+
+    @admin.display(description="tax rate")
+    def rate(self, obj: OrderLine) -> str:
+        return rate_percent(obj.tax_rate)
 
 
 class StatusChangeInline(ReadOnlyInline):
@@ -210,6 +215,8 @@ class DraftOrderLineForm(forms.ModelForm):
     """A catalog line (product + quantity; name, price and tax rate from the catalog unless
     given) or a free text line (description, unit price, tax rate)."""
 
+    tax_rate = PercentRateField(required=False, label="Tax rate (%)", help_text="20 for 20 %")
+
     class Meta:
         model = DraftOrderLine
         fields = ("product", "description", "quantity", "unit_price", "tax_rate")
@@ -218,7 +225,6 @@ class DraftOrderLineForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         for name in ("description", "unit_price", "tax_rate"):
             self.fields[name].required = False
-        self.fields["tax_rate"].help_text = "0.20 is 20%"
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -400,7 +406,7 @@ class DraftOrderAdmin(admin.ModelAdmin):
             return exc.message
         t, cur = view.totals, obj.currency
         rows = [("Subtotal", t.subtotal), ("Discount", -t.discount), ("Shipping", t.shipping)]
-        rows += [(f"VAT {row['rate'] * 100:g}% on {row['net']}", row["tax"]) for row in view.tax_by_rate]
+        rows += [(f"VAT {rate_percent(row['rate'])} on {row['net']}", row["tax"]) for row in view.tax_by_rate]
         rows += [("Total", t.total)]
         return format_html(
             '<table class="draft-totals" data-testid="draft-totals">{}</table>',

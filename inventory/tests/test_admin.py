@@ -21,7 +21,7 @@ def _form(product: Product, on_hand: int) -> dict[str, object]:
         "description": product.description,
         "price": "10.00",
         "currency": "EUR",
-        "tax_rate": "0.2000",
+        "tax_rate": "20",  # in percent (common.admin_display.PercentRateField)
         "is_active": "on",
         "on_hand": on_hand,
     }

@@ -258,7 +258,7 @@ def test_admin_creates_a_draft_shows_totals_and_finalizes(client):
         **_inline(
             [
                 {"product": product.pk, "quantity": "2"},
-                {"description": "Installation", "quantity": "1", "unit_price": "42.00", "tax_rate": "0.2"},
+                {"description": "Installation", "quantity": "1", "unit_price": "42.00", "tax_rate": "20"},
             ]
         ),
     }

@@ -76,7 +76,7 @@ def test_staff_bill_a_customer_who_pays_through_the_link(new_context, live_serve
     staff.fill("#id_lines-1-description", "Installation")
     staff.fill("#id_lines-1-quantity", "1")
     staff.fill("#id_lines-1-unit_price", "42.00")
-    staff.fill("#id_lines-1-tax_rate", "0.2")
+    staff.fill("#id_lines-1-tax_rate", "20")  # percent
     staff.locator("input[name=_continue]").click()
 
     # Review the totals: 2 x 79.00 + 42.00 = 200.00 net, 40.00 VAT, 240.00.
