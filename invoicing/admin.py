@@ -1,10 +1,11 @@
 from datetime import date, timedelta
+from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -12,6 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
+from common.admin_display import party_block, rate_percent
 from common.audit import audit_record
 from common.errors import ApplicationError
 from invoicing.charts import revenue_bar_chart
@@ -55,11 +57,15 @@ class InvoiceLineInline(admin.TabularInline):
     model = InvoiceLine
     extra = 0
     can_delete = False
-    fields = ("sku", "description", "quantity", "unit_price", "tax_rate", "line_total")
+    fields = ("sku", "description", "quantity", "unit_price", "rate", "line_total")
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
+
+    @admin.display(description="tax rate")
+    def rate(self, obj: InvoiceLine) -> str:
+        return rate_percent(obj.tax_rate)
 
 
 class InvoiceStatusChangeInline(admin.TabularInline):
@@ -74,8 +80,75 @@ class InvoiceStatusChangeInline(admin.TabularInline):
         return False
 
 
+def short_error_cell(error: str, limit: int = 60) -> str:
+    """A list cell: the error cut at `limit` characters, the whole text as its title (and on
+    the change page, read-only "last error")."""
+    if len(error) <= limit:
+        return error
+    return format_html('<span title="{}">{}…</span>', error, error[:limit].rstrip())
+
+
+class DocumentAdminMixin:
+    """What invoices and credit notes share in the admin: a document's page is view-only
+    (no Save: it is never edited; staff act through its buttons, each a service), the
+    parties as address blocks, and "Retry numbering now" for a pending one (a POST with
+    CSRF, the model's change permission, audited: the list action's service)."""
+
+    retry_action = ""  # the audit action
+    retry_label = ""  # "invoice", "credit note"
+
+    def retry_service(self, document_id: int) -> None:
+        raise NotImplementedError
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        if obj is not None:
+            return False  # the document's page: view-only
+        return super().has_change_permission(request)  # type: ignore[misc]  # list actions, buttons
+
+    @admin.display(description="seller")
+    def seller(self, obj: Invoice | CreditNote) -> str:
+        return party_block(obj.seller_details)
+
+    @admin.display(description="billed to")
+    def billed_to(self, obj: Invoice | CreditNote) -> str:
+        return party_block(obj.billing_details)
+
+    def retry_numbering_view(self, request: HttpRequest, document_id: int) -> HttpResponse:
+        if request.method != "POST" or not self.has_change_permission(request):
+            raise PermissionDenied
+        model = self.model  # type: ignore[attr-defined]
+        document = model.objects.filter(pk=document_id).first()
+        opts = model._meta
+        if document is None:
+            raise Http404
+        if document.status != "pending":
+            self.message_user(  # type: ignore[attr-defined]
+                request,
+                f"{self.retry_label.capitalize()} {document.display_number} already has its number: nothing to retry.",
+                messages.WARNING,
+            )
+        else:
+            self.retry_service(document.pk)
+            audit_record(actor=request.user, action=self.retry_action, target=document, details={"from": "page"})
+            self.message_user(  # type: ignore[attr-defined]
+                request,
+                f"Numbering of this {self.retry_label} enqueued now: the worker gives it the next number "
+                "in its series within seconds (reload to see it).",
+                messages.SUCCESS,
+            )
+        return redirect(f"admin:{opts.app_label}_{opts.model_name}_change", document.pk)
+
+    def retry_url(self) -> Any:
+        opts = self.model._meta  # type: ignore[attr-defined]
+        return path(
+            "<int:document_id>/retry-numbering/",
+            self.admin_site.admin_view(self.retry_numbering_view),  # type: ignore[attr-defined]
+            name=f"{opts.app_label}_{opts.model_name}_retry_numbering",
+        )
+
+
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(DocumentAdminMixin, admin.ModelAdmin):
     list_display = (
         "id", "number_display", "order_link", "status", "total", "currency", "payment_display", "due_date_display",
         "attempts", "short_error", "last_attempt_at", "age",
@@ -91,12 +164,17 @@ class InvoiceAdmin(admin.ModelAdmin):
         "next_attempt_at", "enqueued_at", "currency", "subtotal", "discount", "shipping", "tax", "total",
         "created_at", "updated_at",
         # Invoices as documents: all read-only too (an issued invoice is never edited).
-        "document_links", "payment_summary", "due_date_display", "tax_breakdown_display", "seller_details",
-        "billing_details", "due_days", "allow_partial", "notes", "overdue_at", "reminder_sent_at", "voided_at",
+        "document_links", "payment_summary", "due_date_display", "tax_breakdown_display", "seller",
+        "billed_to", "due_days", "allow_partial", "notes", "overdue_at", "reminder_sent_at", "voided_at",
         "void_reason", "sent_at", "tax_breakdown", "credit_notes_display",
     )  # fmt: skip
     change_list_template = "admin/invoicing/invoice/change_list.html"
     change_form_template = "admin/invoicing/invoice/change_form.html"
+    retry_action = "invoice.retry_now"
+    retry_label = "invoice"
+
+    def retry_service(self, document_id: int) -> None:
+        invoice_retry_now(invoice_id=document_id)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Invoice]:
         return invoices_with_amounts(super().get_queryset(request))
@@ -123,7 +201,7 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     @admin.display(description="last error")
     def short_error(self, obj: Invoice) -> str:
-        return (obj.last_error[:60] + "…") if len(obj.last_error) > 60 else obj.last_error
+        return short_error_cell(obj.last_error)
 
     @admin.display(description="age", ordering="created_at")
     def age(self, obj: Invoice) -> str:
@@ -162,6 +240,7 @@ class InvoiceAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.correct_view),
                 name="invoicing_invoice_correct",
             ),
+            self.retry_url(),
         ]
         return custom + super().get_urls()
 
@@ -218,8 +297,8 @@ class InvoiceAdmin(admin.ModelAdmin):
             return "—"
         return format_html_join(
             "<br>",
-            "VAT {}% on {} {}: {} {}",
-            ((r["rate"] * 100, r["net"], obj.currency, r["tax"], obj.currency) for r in obj.tax_rows),
+            "VAT {} on {} {}: {} {}",
+            ((rate_percent(r["rate"]), r["net"], obj.currency, r["tax"], obj.currency) for r in obj.tax_rows),
         )
 
     @admin.display(description="document")
@@ -314,15 +393,19 @@ class CreditNoteLineInline(admin.TabularInline):
     model = CreditNoteLine
     extra = 0
     can_delete = False
-    fields = ("sku", "description", "quantity", "unit_price", "tax_rate", "line_total", "amount")
+    fields = ("sku", "description", "quantity", "unit_price", "rate", "line_total", "amount")
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
 
+    @admin.display(description="tax rate")
+    def rate(self, obj: CreditNoteLine) -> str:
+        return rate_percent(obj.tax_rate)
+
 
 @admin.register(CreditNote)
-class CreditNoteAdmin(admin.ModelAdmin):
+class CreditNoteAdmin(DocumentAdminMixin, admin.ModelAdmin):
     """A credit note is a legal document: read-only, never deleted. Retry-now and the gap
     audit (both series) as for invoices."""
 
@@ -338,11 +421,20 @@ class CreditNoteAdmin(admin.ModelAdmin):
     inlines = [CreditNoteLineInline]
     readonly_fields = (
         "refund", "invoice", "order", "series", "number", "status", "issued_at", "document_links", "currency",
-        "subtotal", "tax", "total", "tax_breakdown_display", "reason", "seller_details", "billing_details",
+        "subtotal", "tax", "total", "tax_breakdown_display", "reason", "seller", "billed_to",
         "attempts", "last_error", "last_attempt_at", "next_attempt_at", "enqueued_at", "created_at", "updated_at",
     )  # fmt: skip
     fields = readonly_fields
     change_list_template = "admin/invoicing/creditnote/change_list.html"
+    change_form_template = "admin/invoicing/creditnote/change_form.html"
+    retry_action = "credit_note.retry_now"
+    retry_label = "credit note"
+
+    def retry_service(self, document_id: int) -> None:
+        credit_note_retry_now(credit_note_id=document_id)
+
+    def get_urls(self):  # type: ignore[no-untyped-def]
+        return [self.retry_url(), *super().get_urls()]
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
@@ -370,7 +462,7 @@ class CreditNoteAdmin(admin.ModelAdmin):
 
     @admin.display(description="last error")
     def short_error(self, obj: CreditNote) -> str:
-        return (obj.last_error[:60] + "…") if len(obj.last_error) > 60 else obj.last_error
+        return short_error_cell(obj.last_error)
 
     @admin.display(description="tax by rate")
     def tax_breakdown_display(self, obj: CreditNote) -> str:
@@ -378,8 +470,8 @@ class CreditNoteAdmin(admin.ModelAdmin):
             return "—"
         return format_html_join(
             "<br>",
-            "VAT {}% on {} {}: {} {}",
-            ((r["rate"] * 100, r["net"], obj.currency, r["tax"], obj.currency) for r in obj.tax_rows),
+            "VAT {} on {} {}: {} {}",
+            ((rate_percent(r["rate"]), r["net"], obj.currency, r["tax"], obj.currency) for r in obj.tax_rows),
         )
 
     @admin.display(description="document")
@@ -460,11 +552,11 @@ class SalesReportAdmin(admin.ModelAdmin):
         return custom + super().get_urls()
 
     def day_view(self, request: HttpRequest) -> HttpResponse:
-        yesterday = timezone.now().date() - timedelta(days=1)
+        today = timezone.now().date()  # today's orders show at once (a new install is not all zeros)
         try:
-            day = date.fromisoformat(request.GET.get("date", "")) if request.GET.get("date") else yesterday
+            day = date.fromisoformat(request.GET.get("date", "")) if request.GET.get("date") else today
         except ValueError:
-            day = yesterday
+            day = today
         if request.method == "POST":
             if not self.has_view_permission(request):
                 raise PermissionDenied
@@ -477,6 +569,7 @@ class SalesReportAdmin(admin.ModelAdmin):
             "title": f"Sales report for {day.isoformat()}",
             "opts": self.model._meta,
             "day": day,
+            "today": today,
             "previous_day": day - timedelta(days=1),
             "next_day": day + timedelta(days=1) if day < timezone.now().date() else None,
             "report": sales_report_build(day=day),
