@@ -215,6 +215,10 @@ def order_cancel_page(request: HttpRequest, order_id: int, cancel: Callable[...,
     return redirect("order", order_id=order.pk)
 
 
+# Orders whose invoice block lists credit notes (see invoicing/_invoice_block.html).
+_CREDITED_STATUSES = frozenset({OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED, OrderStatus.CANCELLED})
+
+
 @login_required
 def order_invoice_block(request: HttpRequest, order_id: int) -> HttpResponse:
     """The invoice block alone, for the page's in-place refresh and its polling: two queries
@@ -225,12 +229,19 @@ def order_invoice_block(request: HttpRequest, order_id: int) -> HttpResponse:
     except Order.DoesNotExist as exc:
         raise Http404("No such order") from exc
     invoice = getattr(order, "invoice", None)
-    state = (invoice.pk, invoice.status, invoice.number, invoice.issued_at) if invoice is not None else None
-    etag = '"' + hashlib.sha256(repr((order.pk, state)).encode()).hexdigest()[:20] + '"'
+    body: str | None = None
+    if order.status in _CREDITED_STATUSES:
+        # Its credit notes (and their numbers) are part of the block: hash what it shows.
+        body = render_to_string("invoicing/_invoice_block.html", {"order": order})
+        state: object = body
+    else:
+        state = (invoice.pk, invoice.status, invoice.number, invoice.issued_at) if invoice is not None else None
+    etag = '"' + hashlib.sha256(repr((order.pk, order.status, state)).encode()).hexdigest()[:20] + '"'
     if request.headers.get("If-None-Match") == etag:
         response = HttpResponse(status=304)
     else:
-        response = HttpResponse(render_to_string("invoicing/_invoice_block.html", {"order": order}))
+        body = body if body is not None else render_to_string("invoicing/_invoice_block.html", {"order": order})
+        response = HttpResponse(body)
     response["ETag"] = etag
     response["Cache-Control"] = "private, no-cache"  # revalidate every poll; a 304 costs no render
     return response

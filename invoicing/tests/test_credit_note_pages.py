@@ -142,3 +142,25 @@ def test_the_daily_report_and_its_chart_net_the_credit_notes_issued_that_day(qui
     assert report["net_revenue"] == {"EUR": "42.00"}
     assert series == {date(2026, 4, 1): Decimal("60.00"), day: Decimal("42.00")}
     assert today.pk != earlier.pk
+
+
+def test_the_polled_block_of_a_refunded_order_changes_when_its_credit_note_is_numbered(client, quiet):
+    """The block's ETag covers its credit notes: a poll made while CN is pending must not
+    get a 304 once the number exists (it would keep showing "Pending" until a reload)."""
+    order = paid_order()
+    invoices_number_due(fault=NO_FAULT)
+    refund_succeeded(order=order, amount="6.00")
+    order.status = "partially_refunded"
+    order.save(update_fields=["status"])
+    client.force_login(order.user)
+    url = f"/orders/{order.pk}/invoice-block/"
+    first = client.get(url)
+    etag = first["ETag"]
+    assert 'data-testid="credit-note-number">Pending<' in first.content.decode()
+    assert client.get(url, headers={"If-None-Match": etag}).status_code == 304  # unchanged: 304
+
+    credit_notes_number_due(fault=NO_FAULT)
+
+    after = client.get(url, headers={"If-None-Match": etag})
+    assert after.status_code == 200
+    assert 'data-testid="credit-note-number">CN-1<' in after.content.decode()
