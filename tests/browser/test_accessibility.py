@@ -1,5 +1,5 @@
 """Accessibility and layout in a real Chromium, at a desktop (1280 px) and a phone (390 px)
-width: axe-core (npm, package.json; `npm install` in .ci/run) injected into each page finds no
+width: axe-core (npm, package.json; `npm ci` in .ci/run) injected into each page finds no
 serious or critical violation; no page is wider than the window; keyboard focus is visible.
 Screenshots of every page at both widths are kept in test-artifacts/."""
 
@@ -132,6 +132,10 @@ def _pages(shop: dict[str, Any]) -> list[tuple[str, str | None, str]]:
         ("checkout", "grace", "/checkout/"),
         ("order", "grace", f"/orders/{shop['order'].pk}/"),
         ("admin-index", "boss", "/admin/"),
+        ("sign-up", None, "/accounts/signup/?next=/cart/"),
+        ("order-list", "grace", "/orders/"),
+        ("pay", "grace", f"/orders/{shop['order'].pk}/pay/"),
+        ("sign-out", "grace", "/accounts/logout/"),
     ]
 
 
