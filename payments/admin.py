@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
@@ -375,9 +376,11 @@ class RefundDeliveryInline(SimulatedDeliveryInline):
 class RefundAdmin(ReadOnlyAdmin):
     """Refunds are created from the order (Refund…, API) or a flagged payment (Refund now)."""
 
+    # Fits 1280 px: the amount with its currency, the status with when it was reached, restock and
+    # cancel as one "effects" column (each has its filter on the right).
     list_display = (
-        "id", "order_link", "provider_reference", "amount", "currency", "status", "restock", "cancels_order",
-        "reason", "requested_by", "created_at", "submitted_at", "succeeded_at", "failed_at",
+        "id", "order_link", "provider_reference", "amount_display", "status_display", "effects", "reason",
+        "requested_by", "created_at",
     )  # fmt: skip
     list_filter = ("status", "provider", "restock", "cancels_order", "created_at")
     search_fields = ("=id", "=order__id", "provider_reference", "provider_refund_id", "order__user__username")
@@ -394,3 +397,18 @@ class RefundAdmin(ReadOnlyAdmin):
     @admin.display(description="order", ordering="order_id")
     def order_link(self, obj: Refund) -> str:
         return _order_link(obj.order_id)
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_display(self, obj: Refund) -> str:
+        return f"{obj.amount} {obj.currency}"
+
+    @admin.display(description="status", ordering="status")
+    def status_display(self, obj: Refund) -> str:
+        at = obj.succeeded_at or obj.failed_at or obj.submitted_at
+        when = f"{timezone.localtime(at):%Y-%m-%d %H:%M}" if at else "not submitted yet"
+        return format_html("{}<br>{}", obj.get_status_display(), when)
+
+    @admin.display(description="effects")
+    def effects(self, obj: Refund) -> str:
+        done = [label for label, on in (("restock", obj.restock), ("cancels order", obj.cancels_order)) if on]
+        return ", ".join(done) or "—"
