@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
 from common.admin_display import party_block, rate_percent
@@ -113,6 +114,10 @@ class DocumentAdminMixin:
     def billed_to(self, obj: Invoice | CreditNote) -> str:
         return party_block(obj.billing_details)
 
+    @admin.display(description="total", ordering="total")
+    def total_display(self, obj: Invoice | CreditNote) -> str:
+        return f"{obj.total} {obj.currency}"
+
     def retry_numbering_view(self, request: HttpRequest, document_id: int) -> HttpResponse:
         if request.method != "POST" or not self.has_change_permission(request):
             raise PermissionDenied
@@ -150,7 +155,7 @@ class DocumentAdminMixin:
 @admin.register(Invoice)
 class InvoiceAdmin(DocumentAdminMixin, admin.ModelAdmin):
     list_display = (
-        "id", "number_display", "order_link", "status", "total", "currency", "payment_display", "due_date_display",
+        "id", "number_display", "order_link", "status", "total_display", "payment_display", "due_date_display",
         "attempts", "short_error", "last_attempt_at", "age",
     )  # fmt: skip
     list_filter = ("status", "series", "created_at")
@@ -179,9 +184,19 @@ class InvoiceAdmin(DocumentAdminMixin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Invoice]:
         return invoices_with_amounts(super().get_queryset(request))
 
-    def get_fields(self, request: HttpRequest, obj: Invoice | None = None) -> list[str]:  # type: ignore[override]
-        hidden = {"tax_breakdown"}  # shown as tax_breakdown_display
-        return [f for f in self.readonly_fields if f not in hidden]
+    def get_fieldsets(self, request: HttpRequest, obj: Invoice | None = None) -> Any:
+        """The page in the order staff read it; `tax_breakdown` is shown as tax_breakdown_display."""
+        return [
+            (None, {"fields": ("order", "series", "number", "status", "issued_at", "document_links",
+                               "payment_summary", "due_date_display", "credit_notes_display")}),
+            ("Numbering", {"fields": ("attempts", "last_error", "last_attempt_at", "next_attempt_at", "enqueued_at")}),
+            ("Parties", {"fields": ("seller", "billed_to")}),
+            ("Amounts", {"fields": ("currency", "subtotal", "discount", "shipping", "tax", "total",
+                                    "tax_breakdown_display")}),
+            ("Terms", {"fields": ("due_days", "allow_partial", "notes")}),
+            ("History", {"fields": ("sent_at", "overdue_at", "reminder_sent_at", "voided_at", "void_reason",
+                                    "created_at", "updated_at")}),
+        ]  # fmt: skip
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
@@ -277,7 +292,7 @@ class InvoiceAdmin(DocumentAdminMixin, admin.ModelAdmin):
         if not notes:
             return "—"
         return format_html_join(
-            "<br>",
+            mark_safe("<br>"),
             '<a href="{}" data-testid="admin-credit-note">{}</a>: {} {} ({})',
             (
                 (
@@ -296,7 +311,7 @@ class InvoiceAdmin(DocumentAdminMixin, admin.ModelAdmin):
         if not obj.tax_rows:
             return "—"
         return format_html_join(
-            "<br>",
+            mark_safe("<br>"),
             "VAT {} on {} {}: {} {}",
             ((rate_percent(r["rate"]), r["net"], obj.currency, r["tax"], obj.currency) for r in obj.tax_rows),
         )
@@ -410,7 +425,7 @@ class CreditNoteAdmin(DocumentAdminMixin, admin.ModelAdmin):
     audit (both series) as for invoices."""
 
     list_display = (
-        "id", "number_display", "invoice_link", "order_link", "status", "total", "currency", "attempts",
+        "id", "number_display", "invoice_link", "order_link", "status", "total_display", "attempts",
         "short_error", "issued_at", "created_at",
     )  # fmt: skip
     list_filter = ("status", "series", "currency", "created_at")
@@ -469,7 +484,7 @@ class CreditNoteAdmin(DocumentAdminMixin, admin.ModelAdmin):
         if not obj.tax_rows:
             return "—"
         return format_html_join(
-            "<br>",
+            mark_safe("<br>"),
             "VAT {} on {} {}: {} {}",
             ((rate_percent(r["rate"]), r["net"], obj.currency, r["tax"], obj.currency) for r in obj.tax_rows),
         )

@@ -70,6 +70,7 @@ def test_an_issued_invoice_page_shows_parties_as_addresses_rates_in_percent_and_
     assert f"VAT 20{NBSP}% on {invoice.tax_rows[0]['net']} EUR" in html
     assert "0.2000" not in html
     assert "20.0000" not in html
+    assert "&lt;br&gt;" not in html  # rows and credit notes on separate lines, not an escaped tag
     assert 'name="_save"' not in html
     assert 'name="_continue"' not in html
     assert 'id="retry-numbering"' not in html  # numbered: nothing to retry
