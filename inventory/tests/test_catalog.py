@@ -79,7 +79,7 @@ def test_the_admin_upload_makes_the_thumbnail_and_refuses_a_non_image(client):
         "description": "",
         "price": "10.00",
         "currency": "EUR",
-        "tax_rate": "0.2000",
+        "tax_rate": "20",  # percent (common.admin_display.PercentRateField)
         "is_active": "on",
         "on_hand": "10",
         "image_alt": "A red cap",
