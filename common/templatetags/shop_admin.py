@@ -67,15 +67,30 @@ EMPTY_STATES: dict[str, tuple[str, str]] = {
     ),
 }
 
-# Filter values whose empty result is good news, with what it means.
-EMPTY_FILTERED: dict[tuple[str, str, str], str] = {
+# Filters whose empty result is news (the admin cockpit links to most of them), with what it
+# means; a value of None matches the parameter with any value (a date range).
+EMPTY_FILTERED: dict[tuple[str, str, str | None], str] = {
     ("invoicing.invoice", "status__exact", "pending"): (
         "No pending invoice: every invoice has its number. An invoice waits here only while the "
         "numbering worker has not numbered it yet; one that stays can be retried from its page."
     ),
-    ("invoicing.creditnote", "status__exact", "pending"): ("No pending credit note: every credit note has its number."),
+    ("invoicing.creditnote", "status__exact", "pending"): "No pending credit note: every credit note has its number.",
     ("payments.refund", "status__exact", "pending"): "No refund waiting for the provider.",
-    ("payments.paymentattempt", "status__exact", "processing"): "No payment in processing.",
+    ("payments.paymentattempt", "status__exact", "processing"): (
+        "No payment stuck in processing: every attempt has succeeded or failed (one processing for more "
+        "than 10 minutes shows up here; beat fails it after PAYMENT_PROCESSING_TIMEOUT_S)."
+    ),
+    ("payments.simulateddelivery", "state", "abandoned"): (
+        "No abandoned webhook delivery: the simulated provider gave up on none (failing ones are still retried)."
+    ),
+    ("payments.simulateddelivery", "state", "failing"): "No webhook delivery is failing: none is being retried.",
+    ("inventory.reservation", "expires_at__lt", None): "No reservation expires in this window.",
+    ("inventory.product", "stock", "low"): "No product is low on stock (LOW_STOCK_THRESHOLD or fewer available).",
+    ("inventory.product", "stock", "out"): "No product is out of stock.",
+    ("orders.order", "created_at__gte", None): (
+        "No order in this period: orders placed in the shop or from a draft appear here."
+    ),
+    ("orders.order", "placed_at__gte", None): "No order placed in this period.",
 }
 
 
@@ -97,7 +112,7 @@ def shop_empty_state(context: dict[str, Any]) -> str:
         )
     params: dict[str, str] = dict(cl.params)
     for (model_key, name, value), text in EMPTY_FILTERED.items():
-        if model_key == key and params.get(name) == value:
+        if model_key == key and name in params and value in (None, params[name]):
             return format_html(
                 '<div class="shop-empty" data-testid="admin-empty-state" role="status"><p><strong>{}</strong></p>'
                 '<p><a href="?">Show all {} ({})</a></p></div>',

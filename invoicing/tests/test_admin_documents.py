@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from common.models import AuditLogEntry
-from common.tests.factories import StaffFactory
+from common.tests.factories import ProductFactory, StaffFactory
 from common.tests.helpers import broker_purge, queued_tasks
 from invoicing.models import CreditNote, Invoice
 from invoicing.services import FaultInjector, credit_notes_number_due, invoice_assign_number, invoices_number_due
@@ -233,3 +233,12 @@ def test_no_pending_invoice_is_good_news_and_a_filter_without_match_says_so(admi
     assert "No invoices match these filters or this search." in searched
     assert 'data-testid="admin-empty-state"' not in listed
     assert invoice.display_number in listed
+
+
+def test_a_cockpit_link_with_nothing_to_show_is_good_news(admin_client):
+    ProductFactory(on_hand=50)
+
+    html = admin_client.get(reverse("admin:inventory_product_changelist"), {"stock": "low"}).content.decode()
+
+    assert "No product is low on stock (LOW_STOCK_THRESHOLD or fewer available)." in html
+    assert "Show all products (1)" in html
