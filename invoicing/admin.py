@@ -439,7 +439,14 @@ class CreditNoteAdmin(DocumentAdminMixin, admin.ModelAdmin):
         "subtotal", "tax", "total", "tax_breakdown_display", "reason", "seller", "billed_to",
         "attempts", "last_error", "last_attempt_at", "next_attempt_at", "enqueued_at", "created_at", "updated_at",
     )  # fmt: skip
-    fields = readonly_fields
+    fieldsets = [
+        (None, {"fields": ("refund", "invoice", "order", "series", "number", "status", "issued_at",
+                           "document_links", "reason")}),
+        ("Numbering", {"fields": ("attempts", "last_error", "last_attempt_at", "next_attempt_at", "enqueued_at")}),
+        ("Parties", {"fields": ("seller", "billed_to")}),
+        ("Amounts", {"fields": ("currency", "subtotal", "tax", "total", "tax_breakdown_display")}),
+        ("History", {"fields": ("created_at", "updated_at")}),
+    ]  # fmt: skip
     change_list_template = "admin/invoicing/creditnote/change_list.html"
     change_form_template = "admin/invoicing/creditnote/change_form.html"
     retry_action = "credit_note.retry_now"

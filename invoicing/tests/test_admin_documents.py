@@ -242,3 +242,12 @@ def test_a_cockpit_link_with_nothing_to_show_is_good_news(admin_client):
 
     assert "No product is low on stock (LOW_STOCK_THRESHOLD or fewer available)." in html
     assert "Show all products (1)" in html
+
+
+def test_the_document_pages_sections_show_every_read_only_field(rf):
+    from django.contrib import admin
+
+    for model in (Invoice, CreditNote):
+        model_admin = admin.site._registry[model]
+        shown = {f for _, section in model_admin.get_fieldsets(rf.get("/"), None) for f in section["fields"]}
+        assert shown == set(model_admin.readonly_fields) - {"tax_breakdown"}, model  # shown as its display
