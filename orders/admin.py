@@ -12,7 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from common.admin_display import PercentRateField, rate_percent
+from common.admin_display import PercentRateField, party_block, rate_percent
 from common.audit import audit_record
 from common.errors import ApplicationError
 from inventory.models import Reservation
@@ -75,10 +75,11 @@ class OrderAdmin(admin.ModelAdmin):
     inlines = [OrderLineInline, StatusChangeInline]
     readonly_fields = (
         "user", "status", "lifecycle", "currency", "subtotal", "discount", "shipping", "tax", "total",
-        "coupon_code", "shipping_address", "reservation_expires_at", "placed_at", "shipping_carrier",
+        "coupon_code", "ship_to", "reservation_expires_at", "placed_at", "shipping_carrier",
         "tracking_number", "tracking_url", "shipped_at", "delivered_at", "created_at", "updated_at",
         "reservations", "outbox_events",
     )  # fmt: skip
+    exclude = ("shipping_address",)  # shown as ship_to (read-only), never a form field
     actions = ["mark_processing", "mark_delivered", "cancel_selected"]
     # The cancel flow (flows.order_cancel.order_cancel_by): flows/admin.py registers this
     # admin again with it (a paid order is cancelled by refunding it, payments' work).
@@ -91,6 +92,10 @@ class OrderAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
+
+    @admin.display(description="shipping address")
+    def ship_to(self, obj: Order) -> str:
+        return party_block(obj.shipping_address)  # an address block, not the stored JSON
 
     def get_urls(self):  # type: ignore[no-untyped-def]
         return [

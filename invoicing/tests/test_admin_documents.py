@@ -251,3 +251,14 @@ def test_the_document_pages_sections_show_every_read_only_field(rf):
         model_admin = admin.site._registry[model]
         shown = {f for _, section in model_admin.get_fieldsets(rf.get("/"), None) for f in section["fields"]}
         assert shown == set(model_admin.readonly_fields) - {"tax_breakdown"}, model  # shown as its display
+
+
+def test_the_order_page_shows_its_shipping_address_as_an_address(admin_client, quiet):
+    order = paid_order()
+
+    html = admin_client.get(reverse("admin:orders_order_change", args=[order.pk])).content.decode()
+
+    address = order.shipping_address
+    assert f'<address class="shop-party">{address["name"]}<br>{address["line1"]}<br>' in html
+    assert "&quot;line1&quot;" not in html  # not the stored JSON
+    assert 'name="shipping_address"' not in html  # read-only: never a form field
