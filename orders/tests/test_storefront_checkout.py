@@ -240,3 +240,23 @@ def test_a_quantity_above_the_stock_names_the_product_and_what_is_available(shop
 
     assert _messages(refused) == ["Only 3 of Enamel mug available (you asked for 5)."]
     assert cart_view(cart=cart_get_or_create(user=user)).item_count == 1
+
+
+@pytest.mark.parametrize(("include", "unit", "line"), [(True, "15.00", "30.00"), (False, "12.50", "25.00")])
+def test_the_order_and_pay_pages_show_line_prices_the_way_the_totals_do(shopper, user, settings, include, unit, line):
+    """Line prices on the order page and the pay step follow PRICES_INCLUDE_TAX like the
+    cart and its totals (net lines above VAT-inclusive totals would not add up)."""
+    from orders.services import checkout_place_order
+
+    settings.PRICES_INCLUDE_TAX = include
+    ProductFactory(sku="MUG-1", name="Mug", price=Decimal("12.50"))
+    cart = cart_get_or_create(user=user)
+    cart_add_item(cart=cart, sku="MUG-1", quantity=2)
+    order = checkout_place_order(cart=cart, user=user, shipping_address=ADDRESS)
+
+    page = shopper.get(f"/orders/{order.pk}/").content.decode()
+    pay = shopper.get(f"/orders/{order.pk}/pay/").content.decode()
+
+    assert f"<td>{unit}</td>" in page
+    assert f"{line} EUR</td>" in page
+    assert f"<span>{line} EUR</span>" in pay
