@@ -55,8 +55,14 @@ run: demo staticfiles/.collected
 	@echo ""
 	exec $(DEV) $(BIN)/honcho start -f Procfile
 
+# axe-core for the accessibility browser tests (package.json; node_modules is not committed).
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the browser tests' axe-core: apt-get install npm"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 ## make test: the whole suite against PostgreSQL and Redis (DATABASE_URL / REDIS_URL to override).
-test: install-dev
+test: install-dev node_modules/.installed
 	@$(BIN)/python scripts/check_services.py
 	$(BIN)/python -m pytest --create-db $(PYTEST_ARGS)
 
