@@ -42,7 +42,7 @@ def _recipient_and_skip(*, event: OutboxEvent, order: Order | None, invoice_emai
         # Staff-billed: staff send the invoice themselves, with its payment link
         # (invoice.sent); an automatic copy would reach the customer twice.
         return "", "staff draft order: staff send the invoice with its payment link"
-    address = invoice_email or order.user.email
+    address = invoice_email or order.email or order.user.email
     if not address:
         return "", "the customer has no e-mail address"
     return address, ""

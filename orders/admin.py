@@ -75,7 +75,7 @@ class OrderAdmin(admin.ModelAdmin):
     inlines = [OrderLineInline, StatusChangeInline]
     readonly_fields = (
         "user", "status", "lifecycle", "currency", "subtotal", "discount", "shipping", "tax", "total",
-        "coupon_code", "ship_to", "reservation_expires_at", "placed_at", "shipping_carrier",
+        "coupon_code", "email", "ship_to", "reservation_expires_at", "placed_at", "shipping_carrier",
         "tracking_number", "tracking_url", "shipped_at", "delivered_at", "created_at", "updated_at",
         "reservations", "outbox_events",
     )  # fmt: skip
@@ -92,6 +92,17 @@ class OrderAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
+        # Nothing on the order page is a form field (status moves through the actions and
+        # the Ship / Refund pages), so it offers no Save buttons.
+        extra_context = {
+            **(extra_context or {}),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+        }
+        return super().change_view(request, object_id, form_url, extra_context=extra_context)
 
     @admin.display(description="shipping address")
     def ship_to(self, obj: Order) -> str:

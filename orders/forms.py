@@ -23,6 +23,8 @@ class CheckoutForm(IdempotentFormMixin):
     """Shipping details and a coupon; `idempotency_key` is minted when the page renders so a
     double click or a browser resubmit places one order."""
 
+    # Prefilled with the account's address; left empty, the account's address is used.
+    email = forms.EmailField(max_length=254, required=False, label="E-mail")
     name = forms.CharField(max_length=120, label="Full name")
     line1 = forms.CharField(max_length=200, label="Address")
     city = forms.CharField(max_length=100)
@@ -32,6 +34,7 @@ class CheckoutForm(IdempotentFormMixin):
 
     # Browsers fill these in (WCAG 1.3.5, identify input purpose).
     AUTOCOMPLETE = {
+        "email": "email",
         "name": "shipping name",
         "line1": "shipping address-line1",
         "city": "shipping address-level2",

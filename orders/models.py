@@ -111,6 +111,8 @@ class Order(TimeStampedModel):
     total = models.DecimalField(max_digits=12, decimal_places=2)
     coupon_code = models.CharField(max_length=40, blank=True)
     shipping_address = models.JSONField(default=dict)
+    # Where this order's e-mails go (given at checkout; the account's address by default).
+    email = models.EmailField(blank=True)
     reservation_expires_at = models.DateTimeField(null=True, blank=True)
     placed_at = models.DateTimeField(null=True, blank=True)
     shipping_carrier = models.CharField(max_length=100, blank=True)

@@ -76,6 +76,13 @@ class CartOutput(serializers.Serializer):
 class CheckoutInput(serializers.Serializer):
     shipping_address = AddressInput()
     coupon = serializers.CharField(required=False, allow_blank=True, max_length=40, default="")
+    email = serializers.EmailField(
+        required=False,
+        allow_blank=True,
+        max_length=254,
+        default="",
+        help_text="Where the order's e-mails go; the account's address when omitted.",
+    )
 
 
 class OrderLineOutput(serializers.Serializer):
@@ -125,6 +132,7 @@ class OrderOutput(serializers.Serializer):
     total = serializers.DecimalField(max_digits=12, decimal_places=2)
     coupon = serializers.CharField(source="coupon_code")
     shipping_address = serializers.DictField(child=serializers.CharField())
+    email = serializers.CharField(help_text="Where the order's e-mails go.")
     lines = OrderLineOutput(many=True)
     reservation_expires_at = serializers.DateTimeField(allow_null=True)
     payment_status = serializers.SerializerMethodField()

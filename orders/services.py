@@ -162,6 +162,7 @@ def order_place(
     shipping_address: dict[str, str],
     lines: list[OrderLine],
     reservation_expires_at: datetime | None,
+    email: str = "",
     reason: str,
     placed_at: datetime | None = None,
     actor: User | None = None,
@@ -183,6 +184,7 @@ def order_place(
         total=totals.total,
         coupon_code=coupon_code.strip().upper(),
         shipping_address=shipping_address,
+        email=email or user.email,
         reservation_expires_at=reservation_expires_at,
         placed_at=placed_at,
     )
@@ -209,8 +211,11 @@ def order_place(
     return order, order_lines
 
 
-def checkout_place_order(*, cart: Cart, user: User, shipping_address: dict[str, str], coupon: str = "") -> Order:
-    """Turn the cart into an order awaiting payment, holding stock for every line.
+def checkout_place_order(
+    *, cart: Cart, user: User, shipping_address: dict[str, str], coupon: str = "", email: str = ""
+) -> Order:
+    """Turn the cart into an order awaiting payment, holding stock for every line. Its
+    e-mails go to `email` (the account's address when empty).
 
     One transaction: lock the cart, snapshot lines and prices, reserve stock (all or
     nothing), record `order.created`, empty the cart. Raises CartEmpty, ValidationFailed
@@ -255,6 +260,7 @@ def checkout_place_order(*, cart: Cart, user: User, shipping_address: dict[str, 
             ],
             reservation_expires_at=timezone.now() + settings.RESERVATION_TTL,
             reason="checkout",
+            email=email,
         )
         CartLine.objects.filter(cart=locked).delete()
     return order

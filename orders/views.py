@@ -131,7 +131,8 @@ def checkout(request: HttpRequest) -> HttpResponse:
         if not cart_view(cart=cart).lines:
             messages.info(request, "Your cart is empty.")
             return redirect("cart")
-        form = CheckoutForm(initial={"idempotency_key": CheckoutForm.new_key()})
+        initial = {"idempotency_key": CheckoutForm.new_key(), "email": _signed_in(request).email}
+        form = CheckoutForm(initial=initial)
         return render(request, "orders/checkout.html", {"form": form, "cart": cart_view(cart=cart)})
 
     form = CheckoutForm(request.POST)
@@ -148,7 +149,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
         form.renew_key()
         return _checkout_render(request, form=form, cart=cart, status=400)
     data = form.cleaned_data
-    payload = {"address": form.address(), "coupon": data["coupon"]}
+    payload = {"address": form.address(), "coupon": data["coupon"], "email": data["email"]}
     with idempotent_page(request=request, scope="checkout-page", key=data["idempotency_key"], payload=payload) as page:
         if page.in_progress:
             messages.info(request, "Your order is being placed; it will appear here in a moment.")
@@ -160,7 +161,11 @@ def checkout(request: HttpRequest) -> HttpResponse:
             return redirect("order-pay", order_id=page.replay["order_id"])
         try:
             order = checkout_place_order(
-                cart=cart, user=_signed_in(request), shipping_address=payload["address"], coupon=data["coupon"]
+                cart=cart,
+                user=_signed_in(request),
+                shipping_address=payload["address"],
+                coupon=data["coupon"],
+                email=data["email"],
             )
         except ApplicationError as exc:  # the key is released on leaving the block
             form.add_error(None, exc.message)

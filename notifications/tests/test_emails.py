@@ -366,3 +366,21 @@ def test_the_order_admin_page_lists_the_mails_of_the_order(smtp, client):
 
     assert "Customer emails" in html or "customer emails" in html.lower()
     assert "Order confirmation" in html
+
+
+def test_the_order_email_given_at_checkout_is_where_its_mails_go(smtp):
+    from orders.services import cart_add_item, cart_get_or_create, checkout_place_order
+
+    user = UserFactory(email="account@example.com")
+    ProductFactory(sku="MUG-9", on_hand=3)
+    cart = cart_get_or_create(user=user)
+    cart_add_item(cart=cart, sku="MUG-9", quantity=1)
+    checkout_place_order(
+        cart=cart,
+        user=user,
+        shipping_address={"name": "A", "line1": "1", "city": "P", "postal_code": "1", "country": "FR"},
+        email="orders@example.com",
+    )
+
+    assert deliver() == [EmailState.SENT]
+    assert smtp.received[0].rcpt_tos == ["orders@example.com"]
