@@ -45,7 +45,7 @@ from invoicing.models import (
 from orders.locks import order_lock
 from orders.models import Order, OrderLine, OrderStatus
 from orders.pricing import taxable_by_rate
-from outbox.services import outbox_record
+from outbox.services import outbox_kick_on_commit, outbox_record
 from payments.models import PaymentAttempt, Refund, RefundStatus
 from payments.services import PaymentInProgress
 
@@ -243,7 +243,7 @@ class NumberedKind:
     series_for: Callable[[datetime], str]
     event_type: str  # written in the numbering transaction
     payload: Callable[[Any, str, int], dict[str, Any]]
-    after_issue: Callable[[int], None]  # on commit: render the PDF (documents queue)
+    after_issue: Callable[[list[int]], None]  # on commit: render the batch's PDFs (one documents task)
     enqueue: Callable[[int], None]  # the numbering task (a doorbell)
     due: Q = field(default_factory=Q)  # what else must hold before a number is given
 
@@ -259,6 +259,10 @@ def documents_number_due(
     once per batch instead of once per document). A document the simulated fault fails rolls
     back to its savepoint, which gives its number back to the next one of the batch, and
     records its attempt and next retry time in its row. Numbers stay exactly 1..N.
+
+    Work after commit is kicked once per batch, not once per document: one outbox relay kick
+    and one PDF task for all the documents issued (a lost kick is covered as before: beat's
+    relay, and the PDF rendered on first need by the download and the e-mail).
     """
     fault = fault or fault_from_settings()
     limit = limit or settings.INVOICE_BATCH_SIZE
@@ -296,7 +300,10 @@ def documents_number_due(
                     updated_at=now,
                 )
                 outbox_record(
-                    event_type=kind.event_type, aggregate=document, payload=kind.payload(document, series, number)
+                    event_type=kind.event_type,
+                    aggregate=document,
+                    payload=kind.payload(document, series, number),
+                    kick=False,  # once for the batch, below
                 )
                 transaction.savepoint_commit(savepoint)
             except InvoiceAttemptFailed as exc:
@@ -313,10 +320,15 @@ def documents_number_due(
                 failed.append(document.pk)
                 continue
             issued.append(document.pk)
-            kind.after_issue(document.pk)  # on commit; its own queue
-    for document in model.objects.filter(pk__in=issued).only("series", "created_at", "issued_at"):
-        metrics_invoice_attempt(outcome="issued")
-        metrics_invoice_issued(series=document.series, placed_at=document.created_at, issued_at=document.issued_at)
+        if issued:  # registered outside every savepoint: they run once the batch commits
+            outbox_kick_on_commit()
+            kind.after_issue(issued)  # its own queue
+    # Committed: every issued document got `series` and `issued_at=now` in the batch above.
+    issued_ids = set(issued)
+    for document in batch:
+        if document.pk in issued_ids:
+            metrics_invoice_attempt(outcome="issued")
+            metrics_invoice_issued(series=series, placed_at=document.created_at, issued_at=now)
     return NumberingBatch(issued=issued, failed=failed)
 
 
@@ -417,7 +429,7 @@ INVOICE_KIND = NumberedKind(
         "series": series,
         "number": number,
     },
-    after_issue=lambda invoice_id: invoice_enqueue_pdf(invoice_id=invoice_id),
+    after_issue=lambda invoice_ids: invoice_enqueue_pdfs(invoice_ids=invoice_ids),
     enqueue=lambda invoice_id: _enqueue_invoice_numbering_now(invoice_id),
 )
 
@@ -434,7 +446,7 @@ CREDIT_NOTE_KIND = NumberedKind(
         "series": series,
         "number": number,
     },
-    after_issue=lambda credit_note_id: credit_note_enqueue_pdf(credit_note_id=credit_note_id),
+    after_issue=lambda credit_note_ids: credit_note_enqueue_pdfs(credit_note_ids=credit_note_ids),
     enqueue=lambda credit_note_id: _enqueue_credit_note_numbering_now(credit_note_id),
     # A credit note corrects a numbered invoice: it waits (seconds) for the invoice's number.
     due=Q(invoice__number__isnull=False),
@@ -750,6 +762,16 @@ def invoice_enqueue_pdf(*, invoice_id: int) -> None:
     from invoicing.tasks import render_invoice_pdf
 
     on_commit_robust(hook="invoicing.render_invoice_pdf", fn=lambda: render_invoice_pdf.delay(invoice_id))
+
+
+def invoice_enqueue_pdfs(*, invoice_ids: list[int]) -> None:
+    """The PDFs of a numbering batch's invoices: one documents task after commit (one
+    publish per batch, not per invoice). Lost, it costs what a lost single one costs: the
+    download and the e-mail render a missing PDF on demand."""
+    from invoicing.tasks import render_invoice_pdfs
+
+    ids = list(invoice_ids)
+    on_commit_robust(hook="invoicing.render_invoice_pdfs", fn=lambda: render_invoice_pdfs.delay(ids))
 
 
 def invoice_pdf_store(*, invoice_id: int, force: bool = False) -> InvoiceDocument:
@@ -1190,6 +1212,14 @@ def credit_note_enqueue_pdf(*, credit_note_id: int) -> None:
     from invoicing.tasks import render_credit_note_pdf
 
     on_commit_robust(hook="invoicing.render_credit_note_pdf", fn=lambda: render_credit_note_pdf.delay(credit_note_id))
+
+
+def credit_note_enqueue_pdfs(*, credit_note_ids: list[int]) -> None:
+    """The PDFs of a numbering batch's credit notes: one documents task after commit."""
+    from invoicing.tasks import render_credit_note_pdfs
+
+    ids = list(credit_note_ids)
+    on_commit_robust(hook="invoicing.render_credit_note_pdfs", fn=lambda: render_credit_note_pdfs.delay(ids))
 
 
 def credit_note_pdf_store(*, credit_note_id: int, force: bool = False) -> CreditNoteDocument:

@@ -1,4 +1,5 @@
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from celery import shared_task
@@ -44,8 +45,18 @@ def _number_or_retry(task: Task, *, kind: NumberedKind, document_id: int) -> Non
     """The trigger of group-commit numbering, for either kind: one batch numbers every due
     document of the kind, this one included (documents_number_due). Still pending afterwards
     (the simulated fault failed it, or another worker's batch holds it): retry when its row
-    says it is due. Database trouble: exponential backoff up to INVOICE_RETRY_MAX_S."""
+    says it is due. Database trouble: exponential backoff up to INVOICE_RETRY_MAX_S.
+
+    Most triggers find their document already numbered by an earlier batch (one batch
+    numbers up to INVOICE_BATCH_SIZE): one primary-key read answers them, with no batch,
+    no transaction and no lock."""
     try:
+        status = kind.model.objects.filter(pk=document_id).values_list("status", flat=True).first()
+        if status is None:
+            logger.error("%s %s does not exist; not retrying", kind.label, document_id)
+            return
+        if status != "pending":
+            return  # numbered (or void): nothing to do
         documents_number_due(kind=kind, include_id=document_id)
     except (OperationalError, InterfaceError) as exc:
         countdown = backoff_s(task.request.retries)
@@ -115,6 +126,33 @@ def render_invoice_pdf(self: Task, invoice_id: int) -> None:
         logger.info("no PDF for invoice %s: %s", invoice_id, exc)
     except (OperationalError, InterfaceError) as exc:
         raise self.retry(exc=exc, countdown=backoff_s(self.request.retries)) from exc
+
+
+def _render_many(task: Task, *, ids: list[int], render: Callable[[int], object], label: str) -> None:
+    """Render each id's PDF; on database trouble retry the ones not done yet (done ones are
+    stored, and a re-render of a fresh stored PDF is a no-op anyway)."""
+    for position, document_id in enumerate(ids):
+        try:
+            render(document_id)
+        except (NotFound, InvoiceNotIssued, CreditNoteNotIssued, Invoice.DoesNotExist) as exc:
+            logger.info("no PDF for %s %s: %s", label, document_id, exc)
+        except (OperationalError, InterfaceError) as exc:
+            rest = ids[position:]
+            raise task.retry(exc=exc, countdown=backoff_s(task.request.retries), args=(rest,)) from exc
+
+
+@shared_task(bind=True, name="invoicing.render_invoice_pdfs", acks_late=True, max_retries=8, ignore_result=True)
+def render_invoice_pdfs(self: Task, invoice_ids: list[int]) -> None:
+    """The PDFs of one numbering batch (documents queue): one message for the whole batch."""
+    _render_many(self, ids=invoice_ids, render=lambda pk: invoice_pdf_store(invoice_id=pk), label="invoice")
+
+
+@shared_task(bind=True, name="invoicing.render_credit_note_pdfs", acks_late=True, max_retries=8, ignore_result=True)
+def render_credit_note_pdfs(self: Task, credit_note_ids: list[int]) -> None:
+    """The PDFs of one numbering batch of credit notes (documents queue)."""
+    _render_many(
+        self, ids=credit_note_ids, render=lambda pk: credit_note_pdf_store(credit_note_id=pk), label="credit note"
+    )
 
 
 @shared_task(bind=True, name="invoicing.render_credit_note_pdf", acks_late=True, max_retries=8, ignore_result=True)

@@ -24,9 +24,12 @@ class OutboxOutsideTransaction(RuntimeError):
     pass
 
 
-def outbox_record(*, event_type: str, aggregate: models.Model, payload: dict[str, Any] | None = None) -> OutboxEvent:
+def outbox_record(
+    *, event_type: str, aggregate: models.Model, payload: dict[str, Any] | None = None, kick: bool = True
+) -> OutboxEvent:
     """Write an event in the caller's transaction. Outside one it refuses: an event that
-    could commit without its state change (or the reverse) breaks the outbox contract."""
+    could commit without its state change (or the reverse) breaks the outbox contract.
+    `kick=False`: the caller kicks the relay once for many events (outbox_kick_on_commit)."""
     if not connection.in_atomic_block:
         raise OutboxOutsideTransaction("outbox_record must run inside transaction.atomic()")
     event = OutboxEvent.objects.create(
@@ -36,8 +39,15 @@ def outbox_record(*, event_type: str, aggregate: models.Model, payload: dict[str
         payload=json.loads(json.dumps(payload or {}, cls=DjangoJSONEncoder)),
         metadata=outbox_metadata(),
     )
-    on_commit_robust(hook="outbox.relay", fn=_kick_relay)
+    if kick:
+        outbox_kick_on_commit()
     return event
+
+
+def outbox_kick_on_commit() -> None:
+    """Kick the relay once the current transaction commits (it drains every unpublished row;
+    beat runs it every few seconds anyway, so a lost kick only delays publishing)."""
+    on_commit_robust(hook="outbox.relay", fn=_kick_relay)
 
 
 def outbox_metadata() -> dict[str, Any]:

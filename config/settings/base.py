@@ -413,6 +413,8 @@ CELERY_BEAT_SCHEDULE["sales-report"] = {
 CELERY_TASK_ROUTES = {
     "invoicing.render_invoice_pdf": {"queue": "documents"},
     "invoicing.render_credit_note_pdf": {"queue": "documents"},
+    "invoicing.render_invoice_pdfs": {"queue": "documents"},
+    "invoicing.render_credit_note_pdfs": {"queue": "documents"},
     "invoicing.send_overdue_reminder": {"queue": "documents"},
     "invoicing.send_daily_sales_report": {"queue": "documents"},
     "notifications.*": {"queue": "documents"},

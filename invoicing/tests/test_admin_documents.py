@@ -43,7 +43,13 @@ def broker():
 @pytest.fixture
 def quiet(monkeypatch):
     """Documents are numbered by the test, not by enqueued tasks."""
-    for hook in ("invoice_enqueue_pdf", "credit_note_enqueue_pdf", "invoice_enqueue_numbering"):
+    for hook in (
+        "invoice_enqueue_pdf",
+        "invoice_enqueue_pdfs",
+        "credit_note_enqueue_pdf",
+        "credit_note_enqueue_pdfs",
+        "invoice_enqueue_numbering",
+    ):
         monkeypatch.setattr(f"invoicing.services.{hook}", lambda **kwargs: None)
     monkeypatch.setattr("invoicing.services.credit_note_enqueue_numbering", lambda **kwargs: None)
 

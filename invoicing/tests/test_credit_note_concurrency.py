@@ -22,7 +22,13 @@ N = 150
 def test_eight_threads_number_invoices_and_credit_notes_at_once_both_series_exactly_1_to_n(settings, monkeypatch):
     settings.INVOICE_FAULT_RETRY_BASE_S = 0.001
     settings.INVOICE_FAULT_RETRY_MAX_S = 0.01
-    for hook in ("invoice_enqueue_pdf", "credit_note_enqueue_pdf", "invoice_enqueue_numbering"):
+    for hook in (
+        "invoice_enqueue_pdf",
+        "invoice_enqueue_pdfs",
+        "credit_note_enqueue_pdf",
+        "credit_note_enqueue_pdfs",
+        "invoice_enqueue_numbering",
+    ):
         monkeypatch.setattr(f"invoicing.services.{hook}", lambda **kwargs: None)
     monkeypatch.setattr("invoicing.services.credit_note_enqueue_numbering", lambda **kwargs: None)
     user, product = UserFactory(), ProductFactory(on_hand=N + 10)

@@ -31,7 +31,13 @@ def admin_client(client):
 
 @pytest.fixture
 def quiet(monkeypatch):
-    for hook in ("invoice_enqueue_pdf", "credit_note_enqueue_pdf", "invoice_enqueue_numbering"):
+    for hook in (
+        "invoice_enqueue_pdf",
+        "invoice_enqueue_pdfs",
+        "credit_note_enqueue_pdf",
+        "credit_note_enqueue_pdfs",
+        "invoice_enqueue_numbering",
+    ):
         monkeypatch.setattr(f"invoicing.services.{hook}", lambda **kwargs: None)
     monkeypatch.setattr("invoicing.services.credit_note_enqueue_numbering", lambda **kwargs: None)
 

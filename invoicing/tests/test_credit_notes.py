@@ -31,6 +31,7 @@ NO_FAULT = FaultInjector(rate=0)
 @pytest.fixture(autouse=True)
 def _no_side_effects(monkeypatch):
     monkeypatch.setattr("invoicing.services.invoice_enqueue_pdf", lambda **kwargs: None)
+    monkeypatch.setattr("invoicing.services.invoice_enqueue_pdfs", lambda **kwargs: None)
     monkeypatch.setattr("invoicing.services.credit_note_enqueue_pdf", lambda **kwargs: None)
     monkeypatch.setattr("invoicing.services.credit_note_enqueue_numbering", lambda **kwargs: None)
     monkeypatch.setattr("invoicing.services.invoice_enqueue_numbering", lambda **kwargs: None)

@@ -42,6 +42,7 @@ def test_eight_threads_number_500_invoices_at_failure_rate_half_exactly_1_to_500
     settings.INVOICE_FAULT_RETRY_BASE_S = 0.001
     settings.INVOICE_FAULT_RETRY_MAX_S = 0.01
     monkeypatch.setattr("invoicing.services.invoice_enqueue_pdf", lambda **kwargs: None)
+    monkeypatch.setattr("invoicing.services.invoice_enqueue_pdfs", lambda **kwargs: None)
     _pending(500)
     failures = [0] * 8
 
@@ -84,6 +85,7 @@ class _Stall:
 
 def test_a_batch_whose_connection_dies_mid_way_gives_every_number_back(monkeypatch):
     monkeypatch.setattr("invoicing.services.invoice_enqueue_pdf", lambda **kwargs: None)
+    monkeypatch.setattr("invoicing.services.invoice_enqueue_pdfs", lambda **kwargs: None)
     _pending(30)
     stall = _Stall(at=12)
     died: list[BaseException] = []
@@ -125,6 +127,7 @@ def test_a_failed_invoice_waits_for_its_retry_time_and_gives_its_number_to_the_n
     settings.INVOICE_FAULT_RETRY_BASE_S = 30.0
     settings.INVOICE_FAULT_RETRY_MAX_S = 60.0
     monkeypatch.setattr("invoicing.services.invoice_enqueue_pdf", lambda **kwargs: None)
+    monkeypatch.setattr("invoicing.services.invoice_enqueue_pdfs", lambda **kwargs: None)
     _pending(3)
     first, second, third = Invoice.objects.order_by("created_at", "id")
 

@@ -27,6 +27,8 @@ NEW_ORDERS = 10
 def test_routes_keep_documents_and_the_provider_off_the_numbering_queue():
     routes = settings.CELERY_TASK_ROUTES
     assert routes["invoicing.render_invoice_pdf"]["queue"] == "documents"
+    assert routes["invoicing.render_invoice_pdfs"]["queue"] == "documents"
+    assert routes["invoicing.render_credit_note_pdfs"]["queue"] == "documents"
     assert routes["invoicing.send_overdue_reminder"]["queue"] == "documents"
     assert routes["invoicing.send_daily_sales_report"]["queue"] == "documents"
     assert routes["payments.simulated_deliver"]["queue"] == "provider"

@@ -56,6 +56,7 @@ def test_two_series_numbered_concurrently_by_8_threads_at_failure_rate_half_stay
     settings.INVOICE_FAULT_RETRY_BASE_S = 0.001
     settings.INVOICE_FAULT_RETRY_MAX_S = 0.01
     monkeypatch.setattr("invoicing.services.invoice_enqueue_pdf", lambda **kwargs: None)
+    monkeypatch.setattr("invoicing.services.invoice_enqueue_pdfs", lambda **kwargs: None)
     ids = _pending(300)
     by_series = {"EU": ids[0::2], "US": ids[1::2]}  # interleaved: both series' batches overlap in time
     for name, members in by_series.items():
