@@ -8,6 +8,7 @@ secrets, tokens, cookies, signatures) become "***", and e-mail addresses, `Token
 credentials, `whsec_` secrets and `password=...` pairs inside any text are masked.
 """
 
+import functools
 import logging.config
 import re
 from collections.abc import Mapping
@@ -32,8 +33,14 @@ _KEY_VALUE = re.compile(
 )
 
 
+# Every pattern above needs one of these: text without any (most of it) is returned as is.
+_MAYBE_SENSITIVE = re.compile(r"@|whsec_|token|bearer|basic|pass|secret|api[_-]?key|sessionid|csrftoken", re.IGNORECASE)
+
+
 def mask_text(text: str) -> str:
     """Mask e-mail addresses and credentials inside free text."""
+    if not _MAYBE_SENSITIVE.search(text):
+        return text
     text = _EMAIL.sub(lambda m: f"{m.group(1)}{MASK}@{m.group(2)}", text)
     text = _AUTH_VALUE.sub(lambda m: f"{m.group(1)} {MASK}", text)
     text = _WEBHOOK_SECRET.sub(f"whsec_{MASK}", text)
@@ -52,8 +59,13 @@ def _mask_value(value: Any, depth: int = 0) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=1024)
+def _sensitive_key(key: str) -> bool:
+    return key not in _SAFE_KEYS and _SENSITIVE_KEY.search(key) is not None
+
+
 def _mask_item(key: str, value: Any, depth: int = 0) -> Any:
-    if key not in _SAFE_KEYS and _SENSITIVE_KEY.search(key) and value not in (None, ""):
+    if _sensitive_key(key) and value not in (None, ""):
         return MASK
     return _mask_value(value, depth)
 
@@ -156,7 +168,7 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
             "django.db.backends": {"level": "WARNING"},
-            # django-structlog's request_started/request_finished replace the server's access log.
+            # request_finished (common.middleware.RequestLogMiddleware) replaces the server's access log.
             "django.server": {"level": "WARNING"},
             "axes": {"level": "WARNING"},
         },

@@ -183,3 +183,20 @@ def test_routine_beat_work_is_demoted_to_debug_and_real_work_keeps_its_level(set
     assert all(r.levelno == logging.DEBUG for r in dropped)
     assert [quiet.filter(r) for r in kept] == [True] * 4
     assert [r.levelno for r in kept] == [logging.INFO] * 3 + [logging.WARNING]
+
+
+def test_one_log_line_per_request_with_its_user_agent(db, client, json_log_lines):
+    client.get("/api/v1/products/", HTTP_X_REQUEST_ID="req-one-line", HTTP_USER_AGENT="bench/1.0")
+    mine = [line for line in json_log_lines() if line.get("request_id") == "req-one-line"]
+    assert [line["event"] for line in mine] == ["request_finished"]
+    assert mine[0]["request"] == "GET /api/v1/products/"
+    assert mine[0]["user_agent"] == "bench/1.0"
+    assert mine[0]["ip"] == "127.0.0.1"
+
+
+def test_mask_text_leaves_plain_text_alone_and_masks_the_rest():
+    plain = "order 42 paid; invoice INV-7 issued"
+    assert mask_text(plain) is plain
+    assert mask_text("mail ada@example.com") == "mail a***@example.com"
+    assert mask_text("Authorization: Bearer abcdef123456") == "Authorization: Bearer ***"
+    assert mask_text("secret=whsec_abc") == "secret=***"
