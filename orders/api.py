@@ -16,7 +16,7 @@ from common.idempotency import idempotent
 from common.openapi import api_errors, idempotency_key_header
 from common.permissions import HasModelPermission
 from orders.filters import OrderFilter
-from orders.models import DraftOrder, Order
+from orders.models import Cart, DraftOrder, Order
 from orders.selectors import (
     cart_for_request,
     cart_view,
@@ -24,6 +24,7 @@ from orders.selectors import (
     draft_order_view,
     draft_orders_for_staff,
     order_get_for_user,
+    order_just_placed_for_user,
     orders_for_list,
 )
 from orders.serializers import (
@@ -55,8 +56,8 @@ IDEMPOTENCY_HEADER = idempotency_key_header(
 )
 
 
-def _cart_response(request: Request, status: int = 200) -> Response:
-    cart = cart_for_request(request=request)
+def _cart_response(request: Request, status: int = 200, cart: Cart | None = None) -> Response:
+    cart = cart or cart_for_request(request=request)  # the view's own cart row, when it has it
     assert cart is not None
     return Response(CartOutput(cart_view(cart=cart)).data, status=status)
 
@@ -102,7 +103,7 @@ class CartItemsApi(APIView):
         cart = cart_for_request(request=request)
         assert cart is not None
         cart_add_item(cart=cart, **data.validated_data)
-        return _cart_response(request, status=201)
+        return _cart_response(request, status=201, cart=cart)
 
 
 class CartItemApi(APIView):
@@ -121,7 +122,7 @@ class CartItemApi(APIView):
         cart = cart_for_request(request=request)
         assert cart is not None
         cart_update_line(cart=cart, line_id=line_id, quantity=data.validated_data["quantity"])
-        return _cart_response(request)
+        return _cart_response(request, cart=cart)
 
     @extend_schema(
         responses={204: None},
@@ -175,7 +176,7 @@ class CheckoutApi(APIView):
         assert cart is not None
         assert isinstance(request.user, User)  # IsAuthenticated
         order = checkout_place_order(cart=cart, user=request.user, **data.validated_data)
-        order = order_get_for_user(user=request.user, order_id=order.pk)
+        order = order_just_placed_for_user(user=request.user, order_id=order.pk)
         return Response(OrderOutput(order).data, status=201)
 
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import QuerySet, Sum
+from django.db.models import Prefetch, QuerySet, Sum
 from django.http import HttpRequest
 
 from orders.models import PAID_STATES, Cart, CartLine, DraftOrder, Order, OrderStatus
@@ -74,6 +74,26 @@ def order_with_invoice_for_user(*, user: User | AnonymousUser, order_id: int) ->
 def order_get_for_user(*, user: User | AnonymousUser, order_id: int) -> Order:
     """The order if `user` may see it; Order.DoesNotExist otherwise (404, never its data)."""
     return orders_for_list(user=user).get(pk=order_id)
+
+
+def order_id_for_user(*, user: User | AnonymousUser, order_id: int) -> int:
+    """`order_id` if `user` may see that order, in one query that loads nothing (a view that
+    only needs the id checked); Order.DoesNotExist otherwise (404, never its data)."""
+    if not orders_visible_to(user).filter(pk=order_id).exists():
+        raise Order.DoesNotExist("No such order.")
+    return order_id
+
+
+def order_just_placed_for_user(*, user: User | AnonymousUser, order_id: int) -> Order:
+    """The order checkout placed in the caller's still open transaction, for its answer, in
+    two queries (order + invoice, lines). Nobody else sees it before that commit, so it has
+    no payment attempt or refund yet: those relations are prefetched empty, without a query
+    (`QuerySet.none()`); the answer is the same as order_get_for_user's."""
+    empty = [
+        Prefetch(name, queryset=Order._meta.get_field(name).related_model._default_manager.none())  # type: ignore[union-attr]
+        for name in ("payment_attempts", "refunds")  # payments' reverse relations: ORM names, not imports
+    ]
+    return orders_visible_to(user).select_related("invoice").prefetch_related("lines", *empty).get(pk=order_id)
 
 
 def _refunded_in_part(order: Order) -> bool:

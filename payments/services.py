@@ -22,6 +22,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from common.commit import on_commit_robust
+from common.db import instance_insert_unless_conflict
 from common.errors import Conflict, IllegalTransition, NotFound, ValidationFailed
 from orders.locks import order_lock, order_lock_or_skip
 from orders.models import Order, OrderStatus
@@ -226,9 +227,11 @@ def payment_charges_resubmit(*, now: datetime | None = None, stale_s: float | No
     return submitted
 
 
-def _lock_attempt(*, attempt_id: int) -> tuple[Order, PaymentAttempt]:
-    """Lock an attempt's order, then the attempt (the fixed order)."""
-    order_id = PaymentAttempt.objects.filter(pk=attempt_id).values_list("order_id", flat=True).first()
+def _lock_attempt(*, attempt_id: int, order_id: int | None = None) -> tuple[Order, PaymentAttempt]:
+    """Lock an attempt's order, then the attempt (the fixed order). `order_id`, when the
+    caller already read it with the attempt's id, saves that read (it never changes)."""
+    if order_id is None:
+        order_id = PaymentAttempt.objects.filter(pk=attempt_id).values_list("order_id", flat=True).first()
     if order_id is None:
         raise NotFound("No such payment.")
     order = order_lock(order_id=order_id)
@@ -314,26 +317,24 @@ def payment_webhook_apply(
         return WebhookResult(duplicate=applied.duplicate, changed_state=applied.changed_state, outcome=applied.outcome)
     found = (
         PaymentAttempt.objects.filter(provider=provider_name, provider_reference=event.provider_reference)
-        .values_list("pk", flat=True)
+        .values_list("pk", "order_id")
         .first()
     )
     with transaction.atomic():
-        order, attempt = _lock_attempt(attempt_id=found) if found is not None else (None, None)
-        try:
-            with transaction.atomic():
-                record = WebhookEvent.objects.create(
-                    webhook_id=event.webhook_id,
-                    event_type=event.type.value,
-                    provider=provider_name,
-                    provider_reference=event.provider_reference,
-                    attempt=attempt,
-                    payload=event.payload,
-                    signature_valid=True,
-                    event_created_at=event.created_at,
-                )
-        except IntegrityError:
-            if not WebhookEvent.objects.filter(webhook_id=event.webhook_id).exists():
-                raise
+        order, attempt = _lock_attempt(attempt_id=found[0], order_id=found[1]) if found is not None else (None, None)
+        record = WebhookEvent(
+            webhook_id=event.webhook_id,
+            event_type=event.type.value,
+            provider=provider_name,
+            provider_reference=event.provider_reference,
+            attempt=attempt,
+            payload=event.payload,
+            signature_valid=True,
+            event_created_at=event.created_at,
+        )
+        # webhook_id is unique: a duplicate, even a concurrent one (it waits on the order
+        # lock, then on the first one's row), inserts nothing. One statement, no savepoint.
+        if not instance_insert_unless_conflict(record):
             return WebhookResult(duplicate=True, changed_state=False, outcome="duplicate delivery ignored")
         if order is None or attempt is None:
             changed, outcome = False, "no payment attempt with this reference; ignored"

@@ -45,14 +45,29 @@ def _paid_order_with_issued_invoice(user) -> Order:
 # --- Writes -------------------------------------------------------------------------------------
 
 
+def test_cart_add_budget(shopper_client, user, django_assert_num_queries):
+    _cart_of_two_lines(user)
+    product = ProductFactory(on_hand=10)
+
+    # token+user 1, the cart 1 (read once: the answer reuses it), the product 1, adding 7
+    # (savepoints 2, cart lock, existing line?, free stock, line insert, cart touched), the
+    # answer's lines with products and stock 1
+    with django_assert_num_queries(11, info="POST /api/v1/cart/items/, a third line"):
+        response = shopper_client.post("/api/v1/cart/items/", {"sku": product.sku, "quantity": 1}, format="json")
+
+    assert response.status_code == 201, response.content
+    assert len(response.json()["lines"]) == 3
+
+
 def test_checkout_budget(shopper_client, user, django_assert_num_queries):
     _cart_of_two_lines(user)
 
     # token+user 1, idempotency claim 3, cart 1, placing 12 (savepoints 2, cart lock, lines,
     # one guarded stock UPDATE per product x2, order, lines, reservations, status change,
-    # outbox, cart emptied), the response's order+invoice, lines, attempts, refunds 4, key
-    # completed 1, and the savepoint pair that commits the change with its stored answer 2
-    with django_assert_num_queries(24, info="POST /api/v1/checkout/, a cart of 2 lines"):
+    # outbox, cart emptied), the response's order+invoice, lines 2 (a new order has no
+    # attempts or refunds: prefetched empty without a query), key completed 1, and the
+    # savepoint pair that commits the change with its stored answer 2
+    with django_assert_num_queries(22, info="POST /api/v1/checkout/, a cart of 2 lines"):
         response = shopper_client.post(
             "/api/v1/checkout/", {"shipping_address": ADDRESS}, format="json", HTTP_IDEMPOTENCY_KEY="budget-checkout"
         )
@@ -64,11 +79,11 @@ def test_checkout_budget(shopper_client, user, django_assert_num_queries):
 def test_payment_start_budget(shopper_client, user, django_assert_num_queries, django_capture_on_commit_callbacks):
     order = place_order(user=user)
 
-    # token+user 1, idempotency claim 3, the view's order read (order+invoice, lines, attempts,
-    # refunds) 4, the service 6 (savepoints 2, order lock, processing attempt?, attempt, outbox),
-    # key completed 1, the savepoint pair that commits the change with its stored answer 2
+    # token+user 1, idempotency claim 3, the view's ownership check 1 (the service loads and
+    # locks the order), the service 6 (savepoints 2, order lock, processing attempt?, attempt,
+    # outbox), key completed 1, the savepoint pair that commits the change with its stored answer 2
     with (
-        django_assert_num_queries(17, info="POST /api/v1/orders/{id}/payments/, the request"),
+        django_assert_num_queries(14, info="POST /api/v1/orders/{id}/payments/, the request"),
         django_capture_on_commit_callbacks(execute=False) as after_commit,
     ):
         response = shopper_client.post(
@@ -82,9 +97,9 @@ def test_payment_start_budget(shopper_client, user, django_assert_num_queries, d
     assert not SimulatedDelivery.objects.exists()  # the charge waits for the commit
 
     # The charge, after commit: the attempt read twice (submit, provider) 2, the provider's
-    # first delivery row 6 (savepoints 4, get_or_create's select + insert), submitted mark 1
+    # first delivery row 1 (INSERT ... ON CONFLICT DO NOTHING, no savepoint), submitted mark 1
     with (
-        django_assert_num_queries(9, info="POST /api/v1/orders/{id}/payments/, its after-commit charge"),
+        django_assert_num_queries(4, info="POST /api/v1/orders/{id}/payments/, its after-commit charge"),
         django_capture_on_commit_callbacks(execute=False) as kicks,
     ):
         for callback in after_commit:
@@ -99,12 +114,13 @@ def test_webhook_apply_budget(client, django_assert_num_queries):
     attempt = attempt_for(order)
     body = event_body(attempt, "payment.succeeded")
 
-    # attempt by reference 1, its order_id 1, order + attempt locks 2, event stored 3, attempt
+    # attempt by reference (with its order_id) 1, order + attempt locks 2, event stored 1
+    # (INSERT ... ON CONFLICT DO NOTHING: a duplicate inserts nothing, no savepoint), attempt
     # succeeded + outbox 2, order paid 8 (savepoints 4, order locked again, UPDATE, status
     # change, outbox), stock committed 4 (reservations locked, one UPDATE per product x2,
     # reservations), placed_at 1, invoice 5 (exists?, order lines, invoice, its lines,
     # outbox), event outcome 1, outer savepoints 4
-    with django_assert_num_queries(32, info="POST /api/v1/webhooks/payments/, payment.succeeded, 2 lines"):
+    with django_assert_num_queries(29, info="POST /api/v1/webhooks/payments/, payment.succeeded, 2 lines"):
         response = post_webhook(client, body)
 
     assert response.status_code == 200, response.content

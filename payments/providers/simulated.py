@@ -38,6 +38,7 @@ from django.utils import timezone
 
 from common.backoff import backoff_s
 from common.commit import on_commit_robust
+from common.db import instance_insert_unless_conflict
 from common.errors import ValidationFailed
 from payments.models import DeliveryStatus, PaymentAttempt, Refund, SimulatedDelivery
 from payments.providers.base import (
@@ -217,23 +218,23 @@ def simulated_delivery_schedule(
     returns the stored one), and kick its delivery when the caller's transaction commits."""
     steps = simulated_script(script)
     event = simulated_event(attempt=attempt, script=script, step=step, started_at=started_at, refund=refund)
-    lookup: dict[str, Any] = {"refund": refund} if refund is not None else {"attempt": attempt, "refund": None}
-    with transaction.atomic():
-        delivery, created = SimulatedDelivery.objects.get_or_create(
-            **lookup,
-            step=step,
-            defaults={
-                "attempt": attempt,
-                "script": script,
-                "event_id": str(event["id"]),
-                "event_type": steps[step].event_type.value,
-                "url": settings.PAYMENT_WEBHOOK_URL,
-                "started_at": started_at,
-                "next_attempt_at": due_at,
-            },
-        )
-        if created:
-            _kick(delivery_id=delivery.pk, countdown_s=max((due_at - timezone.now()).total_seconds(), 0.0))
+    delivery = SimulatedDelivery(
+        attempt=attempt,
+        refund=refund,
+        step=step,
+        script=script,
+        event_id=str(event["id"]),
+        event_type=steps[step].event_type.value,
+        url=settings.PAYMENT_WEBHOOK_URL,
+        started_at=started_at,
+        next_attempt_at=due_at,
+    )
+    # One statement, no savepoint: INSERT ... ON CONFLICT DO NOTHING (the partial unique
+    # constraints on (attempt, step) and (refund, step) keep it once); the stored one otherwise.
+    if not instance_insert_unless_conflict(delivery):
+        lookup: dict[str, Any] = {"refund": refund} if refund is not None else {"attempt": attempt, "refund": None}
+        return SimulatedDelivery.objects.get(**lookup, step=step)
+    _kick(delivery_id=delivery.pk, countdown_s=max((due_at - timezone.now()).total_seconds(), 0.0))
     return delivery
 
 

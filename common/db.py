@@ -1,0 +1,32 @@
+"""Small database helpers the ORM does not have."""
+
+from typing import Any
+
+from django.db import connections, models, router
+
+
+def instance_insert_unless_conflict(instance: models.Model) -> bool:
+    """INSERT `instance` with ON CONFLICT DO NOTHING, in one statement and without a
+    savepoint: True (and its pk set) when the row went in, False when a unique constraint
+    already holds its twin. Other errors raise as usual. Django's `bulk_create(...,
+    ignore_conflicts=True)` cannot say which case it was, and `get_or_create` costs a SELECT
+    and a savepoint pair around the INSERT."""
+    model = type(instance)
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    connection = connections[router.db_for_write(model)]
+    values: list[Any] = [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
+    quote = connection.ops.quote_name
+    table, pk = quote(meta.db_table), quote(meta.pk.column)
+    columns, params = ", ".join(quote(f.column) for f in fields), ", ".join(["%s"] * len(fields))
+    # Only the model's own quoted names go into the text; every value is a parameter.
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({params}) ON CONFLICT DO NOTHING RETURNING {pk}"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    instance.pk = row[0]
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return True
