@@ -94,7 +94,8 @@ def test_shopper_pays_on_the_provider_page_and_gets_an_invoice_number(chromium, 
 
         # Back on the confirmation: paid once the webhook arrives (the page updates itself).
         expect(page).to_have_url(re.compile(rf"/orders/{order.pk}/$"))
-        expect(page.get_by_test_id("payment-status")).to_have_text("Paid")
+        # The page polls with backoff (2 s, then x1.5): a loaded machine needs more than 5 s.
+        expect(page.get_by_test_id("payment-status")).to_have_text("Paid", timeout=30_000)
         expect(page.get_by_test_id("order-status")).to_have_text("Paid")
         expect(page.get_by_test_id("invoice-number")).to_have_text("Pending")
         page.screenshot(path=str(ARTIFACTS / "payments-confirmation-pending.png"), full_page=True)

@@ -120,7 +120,10 @@ def test_killed_worker_flushed_broker_lost_charges_and_killed_connections_lose_n
             cursor.execute("SELECT pg_backend_pid()")
             own_pid = cursor.fetchone()[0]
         with BackendKiller(spare_pid=own_pid) as killer:
+            # At least 8 s of killing, and on until the new worker's connections were hit (a
+            # loaded machine may take longer than that to start it).
             time.sleep(8)
+            wait_until(lambda: killer.killed > 0, timeout=30, message="a connection of the new worker killed")
         assert killer.killed > 0
 
         def done() -> bool:
