@@ -93,12 +93,13 @@ def relay_up(webhook_relay: WebhookRelay) -> Iterator[WebhookRelay]:
 @pytest.fixture
 def worker_settled(transactional_db: Any, payments_worker: WorkerProcess) -> Iterator[None]:
     """After the test, wait until the worker's follow-up work is done (every scripted
-    webhook received, invoices numbered) before the database is flushed: a TRUNCATE racing
-    a multi-table worker transaction can deadlock, and a late delivery would land in the
-    next test. (The outbox relay touches one table only; it cannot deadlock the flush.)"""
+    webhook received, a refund's webhooks delivered, invoices and credit notes numbered)
+    before the database is flushed: a TRUNCATE racing a multi-table worker transaction can
+    deadlock, and a late delivery would land in the next test. (The outbox relay touches one
+    table only; it cannot deadlock the flush.)"""
     yield
-    from invoicing.models import Invoice, InvoiceStatus
-    from payments.models import PaymentAttempt, WebhookEvent
+    from invoicing.models import CreditNote, CreditNoteStatus, Invoice, InvoiceStatus
+    from payments.models import DeliveryStatus, PaymentAttempt, SimulatedDelivery, WebhookEvent
     from payments.providers.simulated import CANCEL_SCRIPT, simulated_script
 
     def quiet() -> bool:
@@ -107,6 +108,10 @@ def worker_settled(transactional_db: Any, payments_worker: WorkerProcess) -> Ite
             expected = len({step.key for step in simulated_script(script)})
             if WebhookEvent.objects.filter(attempt=attempt).count() < expected:
                 return False
+        if SimulatedDelivery.objects.filter(refund__isnull=False, status=DeliveryStatus.SCHEDULED).exists():
+            return False  # a refund's webhooks still owed (a flaky script sends them again)
+        if CreditNote.objects.filter(status=CreditNoteStatus.PENDING).exists():
+            return False
         return not Invoice.objects.filter(status=InvoiceStatus.PENDING).exists()
 
     wait_until(quiet, timeout=60, message="the worker's follow-up work to finish")
