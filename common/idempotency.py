@@ -15,7 +15,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -108,7 +108,9 @@ def idempotency_begin(*, owner: str, scope: str, key: str, fingerprint: str) -> 
     now = timezone.now()
     for _ in range(5):
         try:
-            with transaction.atomic():
+            # Outside a transaction (as on every request) the INSERT commits by itself: no
+            # BEGIN/COMMIT round trips; inside one (tests) a savepoint keeps it usable on conflict.
+            with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
                 return IdempotencyKey.objects.create(
                     owner=owner,
                     scope=scope,
