@@ -45,7 +45,7 @@ from invoicing.models import (
 from orders.locks import order_lock
 from orders.models import Order, OrderLine, OrderStatus
 from orders.pricing import taxable_by_rate
-from outbox.services import outbox_kick_on_commit, outbox_record
+from outbox.services import outbox_kick_on_commit, outbox_record, outbox_record_many
 from payments.models import PaymentAttempt, Refund, RefundStatus
 from payments.services import PaymentInProgress
 
@@ -252,13 +252,16 @@ def documents_number_due(
     *, kind: NumberedKind, include_id: int | None = None, limit: int | None = None, fault: FaultInjector | None = None
 ) -> "NumberingBatch":
     """Group commit: number the due pending documents of `kind` (and `include_id`, the one
-    whose retry timer fired) in ONE transaction, oldest first, each inside its own savepoint.
+    whose retry timer fired) in ONE transaction, oldest first, each attempt inside its own
+    savepoint.
 
     Due documents are claimed with SKIP LOCKED (another batch's are left to it). The series
     row is locked by the first number taken and held to the end (the one hot lock, taken
-    once per batch instead of once per document). A document the simulated fault fails rolls
-    back to its savepoint, which gives its number back to the next one of the batch, and
-    records its attempt and next retry time in its row. Numbers stay exactly 1..N.
+    once per batch instead of once per document). Each attempt (take the number, the
+    simulated fault) runs in its savepoint: a failed one rolls back to it, which gives its
+    number back to the next one of the batch, and records its attempt and next retry time in
+    its row. The numbers the savepoints kept are then written, with their outbox events, in
+    one UPDATE and one INSERT of the same transaction. Numbers stay exactly 1..N.
 
     Work after commit is kicked once per batch, not once per document: one outbox relay kick
     and one PDF task for all the documents issued (a lost kick is covered as before: beat's
@@ -282,32 +285,15 @@ def documents_number_due(
             mine = claimable.filter(pk=include_id).first()
             batch += [mine] if mine is not None else []
         series = kind.series_for(now)
+        numbered: list[tuple[Any, int]] = []
+        savepoints = _SavepointAttempts(series=series)
         for document in batch:
-            savepoint = transaction.savepoint()
             try:
-                number = sequence_take_next(series=series)
+                number = savepoints.take_number()
                 # `invoice=`: the fault's keyword, whatever the document (see FaultInjector).
                 fault.maybe_fail(invoice=document, number=number)
-                model.objects.filter(pk=document.pk).update(
-                    series=series,
-                    number=number,
-                    status="issued",
-                    issued_at=now,
-                    attempts=F("attempts") + 1,
-                    last_attempt_at=now,
-                    next_attempt_at=None,
-                    last_error="",
-                    updated_at=now,
-                )
-                outbox_record(
-                    event_type=kind.event_type,
-                    aggregate=document,
-                    payload=kind.payload(document, series, number),
-                    kick=False,  # once for the batch, below
-                )
-                transaction.savepoint_commit(savepoint)
             except InvoiceAttemptFailed as exc:
-                transaction.savepoint_rollback(savepoint)
+                savepoints.roll_back()
                 metrics_invoice_attempt(outcome="failed")
                 attempts = document.attempts + 1
                 model.objects.filter(pk=document.pk).update(
@@ -319,8 +305,14 @@ def documents_number_due(
                 )
                 failed.append(document.pk)
                 continue
+            numbered.append((document, number))
             issued.append(document.pk)
-        if issued:  # registered outside every savepoint: they run once the batch commits
+        savepoints.close()
+        if numbered:
+            # The numbers the savepoints kept, written in this same transaction: one UPDATE
+            # and one outbox INSERT for the batch instead of one of each per document.
+            _documents_write_issued(kind=kind, series=series, now=now, numbered=numbered)
+            # Registered outside every savepoint: they run once the batch commits.
             outbox_kick_on_commit()
             kind.after_issue(issued)  # its own queue
     # Committed: every issued document got `series` and `issued_at=now` in the batch above.
@@ -330,6 +322,77 @@ def documents_number_due(
             metrics_invoice_attempt(outcome="issued")
             metrics_invoice_issued(series=series, placed_at=document.created_at, issued_at=now)
     return NumberingBatch(issued=issued, failed=failed)
+
+
+class _SavepointAttempts:
+    """One savepoint per attempt, in one round trip each: RELEASE of the previous attempt's
+    savepoint, SAVEPOINT for this one and the number (UPDATE ... RETURNING) go to PostgreSQL
+    as one statement string (Django's client-side binding allows several). The same SQL as
+    transaction.savepoint() + sequence_take_next() + savepoint_commit(), a third of the
+    round trips, each taken while the batch holds the series row. Raw savepoints nest inside
+    the batch's atomic block: whatever rolls that back takes them with it."""
+
+    def __init__(self, *, series: str) -> None:
+        self.series = series
+        self.count = 0
+        self.open: str | None = None
+
+    def take_number(self) -> int:
+        name = f"numbering_{self.count}"
+        self.count += 1
+        release = f"RELEASE SAVEPOINT {self.open}; " if self.open else ""
+        self.open = name
+        with connection.cursor() as cursor:
+            cursor.execute(
+                # Our own savepoint names; the series is a parameter.
+                f"{release}SAVEPOINT {name}; UPDATE invoicing_invoicesequence SET next_value = next_value + 1 "  # noqa: S608
+                "WHERE series = %s RETURNING next_value - 1",
+                [self.series],
+            )
+            while cursor.nextset():  # to the UPDATE's result
+                pass
+            row = cursor.fetchone()
+        if row is None:  # the series' first number: sequence_take_next creates its row
+            return sequence_take_next(series=self.series)
+        return int(row[0])
+
+    def roll_back(self) -> None:
+        """Undo the open attempt: its number goes back to the sequence for the next one."""
+        with connection.cursor() as cursor:
+            cursor.execute(f"ROLLBACK TO SAVEPOINT {self.open}")
+
+    def close(self) -> None:
+        if self.open:
+            with connection.cursor() as cursor:
+                cursor.execute(f"RELEASE SAVEPOINT {self.open}")
+            self.open = None
+
+
+def _documents_write_issued(*, kind: NumberedKind, series: str, now: datetime, numbered: list[tuple[Any, int]]) -> None:
+    """Issue the batch's numbered documents (rows locked by the batch): number + `issued` +
+    the retry state cleared in one UPDATE ... FROM (VALUES ...), and their `kind.event_type`
+    outbox events in one INSERT. The constraints (unique series+number, number iff issued)
+    check every row; any error fails the whole batch, which gives every number back."""
+    table = connection.ops.quote_name(kind.model._meta.db_table)
+    values = ", ".join(["(%s, %s)"] * len(numbered))
+    params: list[Any] = [series, now, now, now]
+    for document, number in numbered:
+        params += [document.pk, number]
+    # The model's own table name and placeholders only: every value is a parameter.
+    sql = (
+        f"UPDATE {table} AS d SET series = %s, number = v.number, status = 'issued', issued_at = %s, "  # noqa: S608
+        "attempts = d.attempts + 1, last_attempt_at = %s, next_attempt_at = NULL, last_error = '', "
+        f"updated_at = %s FROM (VALUES {values}) AS v(id, number) "
+        "WHERE d.id = v.id AND d.status = 'pending' AND d.number IS NULL"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if cursor.rowcount != len(numbered):  # never expected: the batch holds these rows
+            raise RuntimeError(f"{kind.label} batch: {cursor.rowcount} of {len(numbered)} rows issued")
+    outbox_record_many(
+        events=[(kind.event_type, document, kind.payload(document, series, number)) for document, number in numbered],
+        kick=False,  # the caller kicks once the batch is written
+    )
 
 
 def invoices_number_due(

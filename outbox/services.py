@@ -44,6 +44,29 @@ def outbox_record(
     return event
 
 
+def outbox_record_many(
+    *, events: list[tuple[str, models.Model, dict[str, Any] | None]], kick: bool = True
+) -> list[OutboxEvent]:
+    """outbox_record for many events at once, (event_type, aggregate, payload) each: one
+    INSERT, ids in list order (uuid7 increases), one relay kick unless `kick=False`."""
+    if not connection.in_atomic_block:
+        raise OutboxOutsideTransaction("outbox_record_many must run inside transaction.atomic()")
+    metadata = outbox_metadata()
+    rows = OutboxEvent.objects.bulk_create(
+        OutboxEvent(
+            aggregate_type=aggregate._meta.label_lower,
+            aggregate_id=str(aggregate.pk),
+            event_type=event_type,
+            payload=json.loads(json.dumps(payload or {}, cls=DjangoJSONEncoder)),
+            metadata=dict(metadata),
+        )
+        for event_type, aggregate, payload in events
+    )
+    if kick and rows:
+        outbox_kick_on_commit()
+    return rows
+
+
 def outbox_kick_on_commit() -> None:
     """Kick the relay once the current transaction commits (it drains every unpublished row;
     beat runs it every few seconds anyway, so a lost kick only delays publishing)."""

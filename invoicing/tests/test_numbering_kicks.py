@@ -15,6 +15,8 @@ from invoicing.models import Invoice, InvoiceDocument, InvoiceStatus
 from invoicing.services import FaultInjector, invoice_assign_number, invoices_number_due
 from invoicing.tasks import assign_invoice_number, render_invoice_pdfs
 from outbox import services as outbox_services
+from outbox.models import OutboxEvent
+from outbox.services import OutboxOutsideTransaction, outbox_record_many
 
 pytestmark = pytest.mark.django_db
 
@@ -136,3 +138,38 @@ def test_a_trigger_for_a_pending_invoice_still_numbers_the_due_batch(django_capt
 
     assert result.successful()
     assert sorted(Invoice.objects.filter(pk__in=ids).values_list("number", flat=True)) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("count", [4, 8])
+def test_a_batch_costs_one_round_trip_per_document_and_writes_them_at_once(
+    count, django_capture_on_commit_callbacks, django_assert_num_queries, monkeypatch
+):
+    monkeypatch.setattr("invoicing.services.invoice_enqueue_pdfs", lambda **kwargs: None)
+    ids = _pending(count, django_capture_on_commit_callbacks)
+    invoice_assign_number(invoice_id=ids.pop(), fault=FaultInjector(rate=0))  # the series row exists
+
+    # the batch's savepoint pair 2, claim 1; per document ONE round trip (the previous
+    # attempt's RELEASE, its SAVEPOINT and its number: UPDATE ... RETURNING); the last RELEASE
+    # 1, the documents UPDATE 1, the events INSERT 1
+    with django_assert_num_queries(6 + (count - 1), info=f"a batch of {count - 1}"):
+        batch = invoices_number_due(fault=FaultInjector(rate=0))
+
+    assert batch.issued == ids
+    issued = list(Invoice.objects.filter(pk__in=ids).order_by("number").values_list("pk", "number", "status"))
+    assert issued == [(pk, n, "issued") for n, pk in enumerate(ids, start=2)]
+    events = list(
+        OutboxEvent.objects.filter(event_type="invoice.issued", aggregate_id__in=[str(i) for i in ids])
+        .order_by("id")
+        .values_list("payload", flat=True)
+    )
+    assert [(e["invoice_id"], e["number"]) for e in events] == [(pk, n) for n, pk in enumerate(ids, start=2)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outbox_record_many_refuses_to_run_outside_a_transaction():
+    product = ProductFactory()
+
+    with pytest.raises(OutboxOutsideTransaction):
+        outbox_record_many(events=[("product.touched", product, {})])
+
+    assert not OutboxEvent.objects.exists()
