@@ -303,8 +303,9 @@ def order_transition(*, order: Order, to: str, reason: str = "", actor: User | N
 
 def order_mark_paid(*, order_id: int, reason: str = "payment succeeded") -> Order:
     """The orders part of "money arrived": paid, stock committed, placed. The whole flow
-    (with the invoice) is flows.order_paid.order_place_paid, which calls this."""
-    with transaction.atomic():
+    (with the invoice) is flows.order_paid.order_place_paid, which calls this inside its own
+    atomic block: no savepoint of its own (an error rolls back that block's savepoint anyway)."""
+    with transaction.atomic(savepoint=False):
         order = order_lock(order_id=order_id)
         order_transition(order=order, to=OrderStatus.PAID, reason=reason)
         reservations_commit(order_id=order.pk)
