@@ -340,17 +340,23 @@ class _SavepointAttempts:
     def take_number(self) -> int:
         name = f"numbering_{self.count}"
         self.count += 1
-        release = f"RELEASE SAVEPOINT {self.open}; " if self.open else ""
-        self.open = name
+        previous, self.open = self.open, name
+        take = (
+            "UPDATE invoicing_invoicesequence SET next_value = next_value + 1 "
+            "WHERE series = %s RETURNING next_value - 1"
+        )
         with connection.cursor() as cursor:
-            cursor.execute(
+            if connection.vendor == "postgresql":
+                release = f"RELEASE SAVEPOINT {previous}; " if previous else ""
                 # Our own savepoint names; the series is a parameter.
-                f"{release}SAVEPOINT {name}; UPDATE invoicing_invoicesequence SET next_value = next_value + 1 "  # noqa: S608
-                "WHERE series = %s RETURNING next_value - 1",
-                [self.series],
-            )
-            while cursor.nextset():  # to the UPDATE's result
-                pass
+                cursor.execute(f"{release}SAVEPOINT {name}; {take}", [self.series])
+                while cursor.nextset():  # to the UPDATE's result
+                    pass
+            else:  # SQLite (make run's embedded default) runs one statement per call
+                if previous:
+                    cursor.execute(f"RELEASE SAVEPOINT {previous}")
+                cursor.execute(f"SAVEPOINT {name}")
+                cursor.execute(take, [self.series])
             row = cursor.fetchone()
         if row is None:  # the series' first number: sequence_take_next creates its row
             return sequence_take_next(series=self.series)
@@ -373,6 +379,19 @@ def _documents_write_issued(*, kind: NumberedKind, series: str, now: datetime, n
     the retry state cleared in one UPDATE ... FROM (VALUES ...), and their `kind.event_type`
     outbox events in one INSERT. The constraints (unique series+number, number iff issued)
     check every row; any error fails the whole batch, which gives every number back."""
+    if connection.vendor == "postgresql":
+        _documents_update_issued(kind=kind, series=series, now=now, numbered=numbered)
+    else:  # SQLite (make run's embedded default): no column list on a VALUES alias
+        _documents_update_issued_each(kind=kind, series=series, now=now, numbered=numbered)
+    outbox_record_many(
+        events=[(kind.event_type, document, kind.payload(document, series, number)) for document, number in numbered],
+        kick=False,  # the caller kicks once the batch is written
+    )
+
+
+def _documents_update_issued(
+    *, kind: NumberedKind, series: str, now: datetime, numbered: list[tuple[Any, int]]
+) -> None:
     table = connection.ops.quote_name(kind.model._meta.db_table)
     values = ", ".join(["(%s, %s)"] * len(numbered))
     params: list[Any] = [series, now, now, now]
@@ -389,10 +408,26 @@ def _documents_write_issued(*, kind: NumberedKind, series: str, now: datetime, n
         cursor.execute(sql, params)
         if cursor.rowcount != len(numbered):  # never expected: the batch holds these rows
             raise RuntimeError(f"{kind.label} batch: {cursor.rowcount} of {len(numbered)} rows issued")
-    outbox_record_many(
-        events=[(kind.event_type, document, kind.payload(document, series, number)) for document, number in numbered],
-        kick=False,  # the caller kicks once the batch is written
-    )
+
+
+def _documents_update_issued_each(
+    *, kind: NumberedKind, series: str, now: datetime, numbered: list[tuple[Any, int]]
+) -> None:
+    """_documents_update_issued one row at a time (the embedded SQLite of `make run`)."""
+    for document, number in numbered:
+        updated = kind.model.objects.filter(pk=document.pk, status="pending", number__isnull=True).update(
+            series=series,
+            number=number,
+            status="issued",
+            issued_at=now,
+            attempts=F("attempts") + 1,
+            last_attempt_at=now,
+            next_attempt_at=None,
+            last_error="",
+            updated_at=now,
+        )
+        if updated != 1:  # never expected: the batch holds these rows
+            raise RuntimeError(f"{kind.label} batch: {document.pk} was not pending")
 
 
 def invoices_number_due(

@@ -5,6 +5,8 @@
 3. orders_expire_unpaid re-reads the processing attempts of the batch it has just locked.
 """
 
+import random
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -68,6 +70,9 @@ def test_a_payment_racing_the_expiry_never_leaves_a_processing_attempt_on_a_canc
         order = place_order(product=product)
 
         def race(i: int, order: Order = order) -> Any:
+            # A few ms of jitter after the barrier, so that neither side always gets there
+            # first (a quiet machine otherwise lets the payment win every round).
+            time.sleep(random.uniform(0, 0.006))
             if i == 0:
                 return payment_attempt_create(order_id=order.pk, user=order.user)
             return orders_expire_unpaid(now=later)
