@@ -99,13 +99,19 @@ def structlog_configure() -> None:
     )
 
 
+# Numbering triggers: one per document, most answered by an earlier batch with one read.
+DOORBELL_TASKS = frozenset({"invoicing.assign_invoice_number", "invoicing.assign_credit_note_number"})
+
+
 class QuietPeriodicFilter(logging.Filter):
     """Routine beat work logs at DEBUG, not INFO: at idle `make run` shows its banner, not ~120
     lines a minute. Beat's "Sending due task" and the worker's "received" lines of the tasks
     in CELERY_BEAT_SCHEDULE, their "succeeded" line when they did nothing (returned 0 or
     None), and django-structlog's per-task info lines of tasks no request started are
-    demoted; failures, retries, periodic runs that did work and the task lines that carry a
-    request's request_id keep their level."""
+    demoted, and so are the numbering triggers' "received" lines and their "succeeded" line
+    when they numbered nothing (returned 0: an earlier batch had); failures, retries, periodic
+    runs and triggers that did work and the task lines that carry a request's request_id keep
+    their level."""
 
     _periodic: frozenset[str] | None = None
 
@@ -128,6 +134,8 @@ class QuietPeriodicFilter(logging.Filter):
         if record.name == "celery.beat" and isinstance(args, tuple) and len(args) == 2:
             return str(args[1]) in self.periodic_tasks()
         if record.name in ("celery.worker.strategy", "celery.app.trace") and isinstance(args, Mapping):
+            if str(args.get("name")) in DOORBELL_TASKS:
+                return record.name == "celery.worker.strategy" or args.get("return_value") in (0, "0")
             if str(args.get("name")) not in self.periodic_tasks():
                 return False
             return record.name == "celery.worker.strategy" or args.get("return_value") in (0, None, "0", "None")

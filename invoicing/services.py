@@ -6,6 +6,7 @@ the few statements that write the invoice and its event. See docs/invoice-number
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -221,6 +222,10 @@ class NumberingBatch:
     issued: list[int]
     failed: list[int]  # the simulated fault: each keeps its retry time in `next_attempt_at`
 
+    @property
+    def claimed(self) -> int:
+        return len(self.issued) + len(self.failed)
+
 
 def invoice_fault_retry_s(*, attempts: int) -> float:
     """Wait before retrying an invoice the simulated fault failed: short and capped (the
@@ -321,6 +326,27 @@ def documents_number_due(
         if document.pk in issued_ids:
             metrics_invoice_attempt(outcome="issued")
             metrics_invoice_issued(series=series, placed_at=document.created_at, issued_at=now)
+    return NumberingBatch(issued=issued, failed=failed)
+
+
+def documents_number_drain(
+    *, kind: NumberedKind, include_id: int | None = None, budget_s: float | None = None
+) -> NumberingBatch:
+    """documents_number_due, again and again while there is a backlog (a batch claimed more
+    than one document), for up to INVOICE_DRAIN_S: under load one trigger keeps the series
+    busy batch after batch (each its own transaction, so each commits on its own), while the
+    triggers of the documents it numbered are answered by the other pool processes with one
+    read. Without it the series idled while those already-answered triggers went by, one
+    Celery message each. A batch of one (no backlog: its own document) ends the loop, so a
+    quiet shop runs one batch per trigger, as before."""
+    budget_s = settings.INVOICE_DRAIN_S if budget_s is None else budget_s
+    deadline = time.monotonic() + budget_s
+    batch = documents_number_due(kind=kind, include_id=include_id)
+    issued, failed = list(batch.issued), list(batch.failed)
+    while batch.claimed > 1 and time.monotonic() < deadline:
+        batch = documents_number_due(kind=kind)
+        issued += batch.issued
+        failed += batch.failed
     return NumberingBatch(issued=issued, failed=failed)
 
 

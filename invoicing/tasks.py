@@ -19,7 +19,7 @@ from invoicing.services import (
     NumberedKind,
     credit_note_pdf_store,
     credit_notes_requeue_stale,
-    documents_number_due,
+    documents_number_drain,
     invoice_fault_retry_s,
     invoice_pdf_store,
     invoice_reminder_send,
@@ -41,23 +41,24 @@ def backoff_s(retries: int) -> float:
     return common_backoff_s(retries=retries, base_s=settings.INVOICE_RETRY_BASE_S, max_s=settings.INVOICE_RETRY_MAX_S)
 
 
-def _number_or_retry(task: Task, *, kind: NumberedKind, document_id: int) -> None:
-    """The trigger of group-commit numbering, for either kind: one batch numbers every due
-    document of the kind, this one included (documents_number_due). Still pending afterwards
-    (the simulated fault failed it, or another worker's batch holds it): retry when its row
-    says it is due. Database trouble: exponential backoff up to INVOICE_RETRY_MAX_S.
+def _number_or_retry(task: Task, *, kind: NumberedKind, document_id: int) -> int:
+    """The trigger of group-commit numbering, for either kind: number every due document of
+    the kind, this one included, batch after batch while there is a backlog
+    (documents_number_drain). Still pending afterwards (the simulated fault failed it, or
+    another worker's batch holds it): retry when its row says it is due. Database trouble:
+    exponential backoff up to INVOICE_RETRY_MAX_S. Returns how many documents it numbered.
 
-    Most triggers find their document already numbered by an earlier batch (one batch
-    numbers up to INVOICE_BATCH_SIZE): one primary-key read answers them, with no batch,
-    no transaction and no lock."""
+    Under load most triggers find their document already numbered by an earlier batch: one
+    primary-key read answers them, with no batch, no transaction and no lock; they return 0,
+    and their log lines go to DEBUG (common.logs.QuietPeriodicFilter)."""
     try:
         status = kind.model.objects.filter(pk=document_id).values_list("status", flat=True).first()
         if status is None:
             logger.error("%s %s does not exist; not retrying", kind.label, document_id)
-            return
+            return 0
         if status != "pending":
-            return  # numbered (or void): nothing to do
-        documents_number_due(kind=kind, include_id=document_id)
+            return 0  # numbered (or void): nothing to do
+        issued = len(documents_number_drain(kind=kind, include_id=document_id).issued)
     except (OperationalError, InterfaceError) as exc:
         countdown = backoff_s(task.request.retries)
         logger.warning("%s %s: database unavailable (%s); retrying in %.2fs", kind.label, document_id, exc, countdown)
@@ -65,9 +66,9 @@ def _number_or_retry(task: Task, *, kind: NumberedKind, document_id: int) -> Non
     row = kind.model.objects.filter(pk=document_id).values("status", "next_attempt_at", "last_error").first()
     if row is None:
         logger.error("%s %s does not exist; not retrying", kind.label, document_id)
-        return
+        return issued
     if row["status"] != "pending":
-        return
+        return issued
     due = row["next_attempt_at"]
     if due is not None:
         countdown = max((due - timezone.now()).total_seconds(), 0.01)
@@ -92,9 +93,9 @@ def _number_or_retry(task: Task, *, kind: NumberedKind, document_id: int) -> Non
     max_retries=None,
     ignore_result=True,
 )
-def assign_invoice_number(self: Task, invoice_id: int) -> None:
+def assign_invoice_number(self: Task, invoice_id: int) -> int:
     """Number due invoices, this one included; retries forever (_number_or_retry)."""
-    _number_or_retry(self, kind=INVOICE_KIND, document_id=invoice_id)
+    return _number_or_retry(self, kind=INVOICE_KIND, document_id=invoice_id)
 
 
 @shared_task(
@@ -105,9 +106,9 @@ def assign_invoice_number(self: Task, invoice_id: int) -> None:
     max_retries=None,
     ignore_result=True,
 )
-def assign_credit_note_number(self: Task, credit_note_id: int) -> None:
+def assign_credit_note_number(self: Task, credit_note_id: int) -> int:
     """Number due credit notes (series CN), this one included; retries forever, like invoices."""
-    _number_or_retry(self, kind=CREDIT_NOTE_KIND, document_id=credit_note_id)
+    return _number_or_retry(self, kind=CREDIT_NOTE_KIND, document_id=credit_note_id)
 
 
 @shared_task(name="invoicing.sweep_pending", ignore_result=True)

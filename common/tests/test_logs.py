@@ -162,11 +162,15 @@ def test_routine_beat_work_is_demoted_to_debug_and_real_work_keeps_its_level(set
 
     quiet = QuietPeriodicFilter()
     relay = {"id": "t1", "name": "outbox.relay", "return_value": "0"}
+    trigger = {"id": "t3", "name": "invoicing.assign_invoice_number", "return_value": "0"}
     dropped = [
         _record("celery.beat", "Scheduler: Sending due task %s (%s)", ("outbox-relay", "outbox.relay")),
         _record("celery.worker.strategy", "Task %(name)s[%(id)s] received", relay),
         _record("celery.app.trace", "Task %(name)s[%(id)s] succeeded in %(runtime)ss: %(return_value)s", relay),
         _record("django_structlog.celery.receivers", {"event": "task_started", "task_id": "t1"}),
+        # a numbering trigger an earlier batch had answered
+        _record("celery.worker.strategy", "Task %(name)s[%(id)s] received", trigger),
+        _record("celery.app.trace", "Task %(name)s[%(id)s] succeeded in %(runtime)ss: %(return_value)s", trigger),
     ]
     kept = [
         # a periodic run that did work
@@ -175,14 +179,16 @@ def test_routine_beat_work_is_demoted_to_debug_and_real_work_keeps_its_level(set
         _record("celery.worker.strategy", "Task %(name)s[%(id)s] received", {"id": "t2", "name": "payments.x"}),
         # a request's task: its request_id is how one follows the request into the worker
         _record("django_structlog.celery.receivers", {"event": "task_started", "request_id": "req-1"}),
+        # a trigger that numbered a batch
+        _record("celery.app.trace", "Task %(name)s[%(id)s] succeeded", {**trigger, "return_value": "12"}),
         # never demote a warning
         _record("celery.beat", "Scheduler: Sending due task %s (%s)", ("a", "outbox.relay"), logging.WARNING),
     ]
     logging.getLogger().setLevel(logging.INFO)
-    assert [quiet.filter(r) for r in dropped] == [False] * 4
+    assert [quiet.filter(r) for r in dropped] == [False] * 6
     assert all(r.levelno == logging.DEBUG for r in dropped)
-    assert [quiet.filter(r) for r in kept] == [True] * 4
-    assert [r.levelno for r in kept] == [logging.INFO] * 3 + [logging.WARNING]
+    assert [quiet.filter(r) for r in kept] == [True] * 5
+    assert [r.levelno for r in kept] == [logging.INFO] * 4 + [logging.WARNING]
 
 
 def test_one_log_line_per_request_with_its_user_agent(db, client, json_log_lines):

@@ -325,6 +325,8 @@ INVOICE_RETRY_MAX_S = env.float("INVOICE_RETRY_MAX_S", default=30.0)
 INVOICE_SWEEP_STALE_S = env.float("INVOICE_SWEEP_STALE_S", default=90.0)
 # Group commit: one worker transaction numbers up to this many due invoices (savepoint each).
 INVOICE_BATCH_SIZE = env.int("INVOICE_BATCH_SIZE", default=100)
+# ...and one trigger keeps batching while there is a backlog, for up to this long.
+INVOICE_DRAIN_S = env.float("INVOICE_DRAIN_S", default=10.0)
 # Retry of an invoice the simulated fault failed: short and capped (the fault is random).
 INVOICE_FAULT_RETRY_BASE_S = env.float("INVOICE_FAULT_RETRY_BASE_S", default=0.05)
 INVOICE_FAULT_RETRY_MAX_S = env.float("INVOICE_FAULT_RETRY_MAX_S", default=1.0)

@@ -173,3 +173,66 @@ def test_outbox_record_many_refuses_to_run_outside_a_transaction():
         outbox_record_many(events=[("product.touched", product, {})])
 
     assert not OutboxEvent.objects.exists()
+
+
+@pytest.fixture
+def no_fault_no_pdfs(monkeypatch):
+    monkeypatch.setattr("invoicing.services.fault_from_settings", lambda: FaultInjector(rate=0))
+    monkeypatch.setattr("invoicing.services.invoice_enqueue_pdfs", lambda **kwargs: None)
+
+
+def _count_batches(monkeypatch) -> list[int]:
+    from invoicing import services
+
+    claimed: list[int] = []
+    real = services.documents_number_due
+
+    def counted(**kwargs):
+        batch = real(**kwargs)
+        claimed.append(batch.claimed)
+        return batch
+
+    monkeypatch.setattr(services, "documents_number_due", counted)
+    return claimed
+
+
+def test_one_trigger_numbers_a_backlog_batch_after_batch(
+    django_capture_on_commit_callbacks, no_fault_no_pdfs, monkeypatch, settings
+):
+    settings.INVOICE_BATCH_SIZE = 4
+    ids = _pending(11, django_capture_on_commit_callbacks)
+    batches = _count_batches(monkeypatch)
+
+    result = assign_invoice_number.apply(args=[ids[0]])
+
+    assert result.successful() and result.result == 11
+    assert batches == [4, 4, 3, 0]  # each batch its own transaction; an empty claim ends it
+    numbered = list(Invoice.objects.filter(pk__in=ids).order_by("number").values_list("pk", flat=True))
+    assert numbered == ids  # creation order, 1..11
+    assert sorted(Invoice.objects.filter(pk__in=ids).values_list("number", flat=True)) == list(range(1, 12))
+
+
+def test_the_drain_stops_at_its_budget_and_leaves_the_rest_to_their_triggers(
+    django_capture_on_commit_callbacks, no_fault_no_pdfs, monkeypatch, settings
+):
+    settings.INVOICE_BATCH_SIZE = 4
+    settings.INVOICE_DRAIN_S = 0
+    ids = _pending(11, django_capture_on_commit_callbacks)
+    batches = _count_batches(monkeypatch)
+
+    result = assign_invoice_number.apply(args=[ids[0]])
+
+    assert result.successful() and result.result == 4
+    assert batches == [4]
+    assert Invoice.objects.filter(pk__in=ids, status=InvoiceStatus.PENDING).count() == 7
+    # the next trigger's batch: the 4 oldest due and its own, the one whose timer fired
+    assert assign_invoice_number.apply(args=[ids[-1]]).result == 5
+    assert Invoice.objects.filter(pk__in=ids, status=InvoiceStatus.PENDING).count() == 2
+
+
+def test_a_quiet_shop_runs_one_batch_per_trigger(django_capture_on_commit_callbacks, no_fault_no_pdfs, monkeypatch):
+    [invoice_id] = _pending(1, django_capture_on_commit_callbacks)
+    batches = _count_batches(monkeypatch)
+
+    assert assign_invoice_number.apply(args=[invoice_id]).result == 1
+    assert batches == [1]  # a batch of one: no backlog, no second claim
