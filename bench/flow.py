@@ -64,7 +64,8 @@ THROTTLE_RATES = ",".join(
     f"{scope}=1000000/min"
     for scope in ("login", "login_ip", "checkout", "checkout_ip", "payments", "payments_ip", "webhooks", "webhooks_ip")
 )
-SERVICES = ("web", "worker", "documents", "provider", "beat")
+SERVICES = ("web", "webhooks", "worker", "documents", "provider", "beat")
+WEB_SERVICES = ("web", "webhooks")  # gunicorn: the shoppers' pool and the provider's
 
 
 def log(message: str) -> None:
@@ -88,6 +89,24 @@ def compose_command(service: str) -> list[str]:
     if command[:2] == ["sh", "-c"]:
         command = shlex.split(command[2].split("exec ", 1)[1])
     return list(command)
+
+
+def compose_cpu_shares(service: str) -> int:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return int(compose["services"][service].get("cpu_shares", 1024))
+
+
+def cpu_weight_apply(pid: int, shares: int) -> None:
+    """compose's `cpu_shares` for a process group started here: each service runs in its own
+    session, i.e. its own scheduler autogroup, so its weight is the autogroup's nice value
+    (weight 1024 / 1.25 ** nice: shares 256 -> nice 6, weight 272)."""
+    if shares == 1024:
+        return
+    nice = max(-20, min(19, round(math.log(1024 / shares, 1.25))))
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
+    except OSError as exc:  # no autogroups in this kernel: the service runs at full weight
+        log(f"flow: cpu_shares {shares} not applied to {pid} ({exc})")
 
 
 def free_port() -> int:
@@ -132,13 +151,15 @@ class Stack:
     def __init__(self, *, env: dict[str, str], log_dir: Path) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.webhooks_port = free_port()
         self.log_dir = log_dir
         self.env = dict(env)
         self.env.update(
             {
                 "PORT": str(self.port),
                 "SITE_URL": self.base,
-                "PAYMENT_WEBHOOK_URL": f"{self.base}/api/v1/webhooks/payments/",
+                # As compose: the provider posts to the webhooks service, shoppers use web.
+                "PAYMENT_WEBHOOK_URL": f"http://127.0.0.1:{self.webhooks_port}/api/v1/webhooks/payments/",
                 "ALLOWED_HOSTS": "127.0.0.1",
                 # Plain HTTP on 127.0.0.1, as docker-compose.yml's demo stack does.
                 "SECURE_SSL_REDIRECT": "false",
@@ -158,7 +179,8 @@ class Stack:
         argv = compose_command(service)
         if argv[0] == "gunicorn":
             # config/gunicorn.py binds 0.0.0.0:PORT; the bench listens on loopback only.
-            return [str(VENV_BIN / "gunicorn"), *argv[1:], "--bind", f"127.0.0.1:{self.port}"]
+            port = self.webhooks_port if service == "webhooks" else self.port
+            return [str(VENV_BIN / "gunicorn"), *argv[1:], "--bind", f"127.0.0.1:{port}"]
         assert argv[0] == "celery", argv
         if "--schedule" in argv:
             argv[argv.index("--schedule") + 1] = str(self.log_dir / "beat-schedule")
@@ -175,27 +197,34 @@ class Stack:
                 self.procs[service] = subprocess.Popen(
                     self._argv(service), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
                 )
+            cpu_weight_apply(self.procs[service].pid, compose_cpu_shares(service))
         deadline = time.monotonic() + 90
         for service in ("worker", "documents", "provider"):
             while b" ready." not in (self.log_dir / f"{service}.log").read_bytes():
                 self._check_alive(deadline)
                 time.sleep(0.2)
-        while True:
-            try:
-                if requests.get(f"{self.base}/health/live/", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            self._check_alive(deadline)
-            time.sleep(0.2)
+        for port in (self.port, self.webhooks_port):
+            while True:
+                try:
+                    if requests.get(f"http://127.0.0.1:{port}/health/live/", timeout=2).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                self._check_alive(deadline)
+                time.sleep(0.2)
         # Every gunicorn worker imported the app (preload is off): wait for all of them.
-        expected = int(
-            self.env.get("WEB_CONCURRENCY") or max(2, (os.cpu_count() or 1) * 2 + 1)
-        )  # as config/gunicorn.py
-        while len(proc_children(self.procs["web"].pid)) < expected:
-            self._check_alive(deadline)
-            time.sleep(0.2)
+        for service in WEB_SERVICES:
+            while len(proc_children(self.procs[service].pid)) < self._gunicorn_workers(service):
+                self._check_alive(deadline)
+                time.sleep(0.2)
         return self
+
+    def _gunicorn_workers(self, service: str) -> int:
+        argv = compose_command(service)
+        if "--workers" in argv:
+            return int(argv[argv.index("--workers") + 1])
+        # as config/gunicorn.py
+        return int(self.env.get("WEB_CONCURRENCY") or max(2, (os.cpu_count() or 1) * 2 + 1))
 
     def _check_alive(self, deadline: float) -> None:
         for service, proc in self.procs.items():
@@ -212,8 +241,9 @@ class Stack:
         }
 
     def web_pids(self) -> list[int]:
-        master = self.procs["web"].pid
-        return [master, *proc_children(master)]
+        """Both gunicorn pools: web CPU per order counts the webhooks service too."""
+        masters = [self.procs[service].pid for service in WEB_SERVICES]
+        return [pid for master in masters for pid in (master, *proc_children(master))]
 
     def web_cpu_seconds(self) -> float:
         return sum(proc_cpu_seconds(pid) for pid in self.web_pids())

@@ -95,13 +95,25 @@ def test_make_format_finds_nothing_to_change(tmp_path):
 def test_docker_compose_stack_agrees_on_one_site_url_and_needs_its_secrets():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) >= {"postgres", "redis", "migrate", "web", "worker", "documents", "provider", "beat"}
-    app = ["migrate", "web", "worker", "documents", "provider", "beat"]
+    assert set(services) >= {
+        "postgres", "redis", "migrate", "web", "webhooks", "worker", "documents", "provider", "beat"
+    }  # fmt: skip
+    app = ["migrate", "web", "webhooks", "worker", "documents", "provider", "beat"]
     environments = [services[name]["environment"] for name in app]
-    # web, worker and beat see the same addresses: links and the provider's webhooks reach the web.
+    # Every process sees the same addresses: links reach the web, the provider's webhooks the
+    # webhooks service (the same app and settings in its own gunicorn).
     assert len({(e["SITE_URL"], e["PAYMENT_WEBHOOK_URL"], e["PORT"]) for e in environments}) == 1
     web_env = services["web"]["environment"]
-    assert web_env["PAYMENT_WEBHOOK_URL"].startswith(f"http://web:{web_env['PORT']}/")
+    assert web_env["PAYMENT_WEBHOOK_URL"].startswith(f"http://webhooks:{web_env['PORT']}/api/v1/webhooks/")
+    assert "webhooks" in web_env["ALLOWED_HOSTS"].split(",")
+    assert services["webhooks"]["command"][2].startswith(
+        services["web"]["command"][2].split(" && ")[0].replace("web-", "webhooks-")
+    )
+    assert "exec gunicorn config.wsgi:application --config config/gunicorn.py" in services["webhooks"]["command"][2]
+    assert "ports" not in services["webhooks"]  # reached by the provider, not published
+    # CPU weight: payments in flight first, then shoppers, numbering and the provider; PDFs last.
+    shares = {name: services[name].get("cpu_shares", 1024) for name in app}
+    assert shares["documents"] < shares["web"] == shares["worker"] < shares["webhooks"]
     assert f"{web_env['PORT']}:{web_env['PORT']}" in services["web"]["ports"]
     assert web_env["DEBUG"] == "false"
     assert web_env["SECRET_KEY"].startswith("${SECRET_KEY:?")

@@ -205,7 +205,8 @@ def test_one_trigger_numbers_a_backlog_batch_after_batch(
 
     result = assign_invoice_number.apply(args=[ids[0]])
 
-    assert result.successful() and result.result == 11
+    assert result.successful()
+    assert result.result == 11
     assert batches == [4, 4, 3, 0]  # each batch its own transaction; an empty claim ends it
     numbered = list(Invoice.objects.filter(pk__in=ids).order_by("number").values_list("pk", flat=True))
     assert numbered == ids  # creation order, 1..11
@@ -222,7 +223,8 @@ def test_the_drain_stops_at_its_budget_and_leaves_the_rest_to_their_triggers(
 
     result = assign_invoice_number.apply(args=[ids[0]])
 
-    assert result.successful() and result.result == 4
+    assert result.successful()
+    assert result.result == 4
     assert batches == [4]
     assert Invoice.objects.filter(pk__in=ids, status=InvoiceStatus.PENDING).count() == 7
     # the next trigger's batch: the 4 oldest due and its own, the one whose timer fired
