@@ -49,10 +49,23 @@ def watch(page: Page, problems: list[str]) -> Page:
 
 
 def select2(page: Page, select_id: str, text: str) -> None:
-    """Pick `text` in a Django admin autocomplete (select2) field."""
-    page.locator(f"#{select_id} + .select2 .select2-selection").click()
-    page.locator(".select2-container--open .select2-search__field").fill(text)
-    page.locator(".select2-results__option", has_text=text).first.click()
+    """Pick `text` in a Django admin autocomplete (select2) field and wait until the field
+    shows it. The results list is redrawn when the search answers, so a click can land on
+    an option that is being replaced; the pick is retried until it sticks."""
+    rendered = page.locator(f"#{select_id} + .select2 .select2-selection__rendered")
+    for _ in range(3):
+        page.locator(f"#{select_id} + .select2 .select2-selection").click()
+        page.locator(".select2-container--open .select2-search__field").fill(text)
+        option = page.locator(".select2-container--open .select2-results__option:not(.loading-results)", has_text=text)
+        option.first.wait_for()
+        page.wait_for_load_state("networkidle")  # the search for `text` has answered
+        option.first.click()
+        try:
+            expect(rendered).to_contain_text(text, timeout=2000)
+            return
+        except AssertionError:
+            page.keyboard.press("Escape")
+    expect(rendered).to_contain_text(text)
 
 
 def test_staff_bill_a_customer_who_pays_through_the_link(new_context, live_server, worker):
