@@ -34,6 +34,7 @@ import os
 import random
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -66,8 +67,10 @@ THROTTLE_RATES = ",".join(
     f"{scope}=1000000/min"
     for scope in ("login", "login_ip", "checkout", "checkout_ip", "payments", "payments_ip", "webhooks", "webhooks_ip")
 )
-SERVICES = ("web", "webhooks", "worker", "documents", "provider", "beat")
-WEB_SERVICES = ("web", "webhooks")  # gunicorn: the shoppers' pool and the provider's
+SERVICES = ("proxy", "web", "webhooks", "polls", "worker", "documents", "provider", "beat")
+# The web tier: nginx and the three gunicorn pools (shoppers, the provider's webhooks, polls).
+WEB_SERVICES = ("proxy", "web", "webhooks", "polls")
+GUNICORN_SERVICES = ("web", "webhooks", "polls")
 
 
 def log(message: str) -> None:
@@ -151,17 +154,18 @@ class Stack:
     """web (gunicorn), worker, documents, provider, beat: each its own process group."""
 
     def __init__(self, *, env: dict[str, str], log_dir: Path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.webhooks_port = free_port()
+        self.ports = {service: free_port() for service in ("proxy", *GUNICORN_SERVICES)}
+        self.port = self.ports["web"]
+        self.base = f"http://127.0.0.1:{self.ports['proxy']}"  # shoppers come through the proxy
         self.log_dir = log_dir
         self.env = dict(env)
         self.env.update(
             {
                 "PORT": str(self.port),
                 "SITE_URL": self.base,
-                # As compose: the provider posts to the webhooks service, shoppers use web.
-                "PAYMENT_WEBHOOK_URL": f"http://127.0.0.1:{self.webhooks_port}/api/v1/webhooks/payments/",
+                # As compose: the provider posts to the webhooks service, shoppers use the proxy.
+                "PAYMENT_WEBHOOK_URL": f"http://127.0.0.1:{self.ports['webhooks']}/api/v1/webhooks/payments/",
+                "NUM_PROXIES": "1",
                 "ALLOWED_HOSTS": "127.0.0.1",
                 # Plain HTTP on 127.0.0.1, as docker-compose.yml's demo stack does.
                 "SECURE_SSL_REDIRECT": "false",
@@ -178,11 +182,12 @@ class Stack:
         self.started_cpu: dict[int, float] = {}
 
     def _argv(self, service: str) -> list[str]:
+        if service == "proxy":
+            return self._nginx_argv()
         argv = compose_command(service)
         if argv[0] == "gunicorn":
             # config/gunicorn.py binds 0.0.0.0:PORT; the bench listens on loopback only.
-            port = self.webhooks_port if service == "webhooks" else self.port
-            return [str(VENV_BIN / "gunicorn"), *argv[1:], "--bind", f"127.0.0.1:{port}"]
+            return [str(VENV_BIN / "gunicorn"), *argv[1:], "--bind", f"127.0.0.1:{self.ports[service]}"]
         assert argv[0] == "celery", argv
         if "--schedule" in argv:
             argv[argv.index("--schedule") + 1] = str(self.log_dir / "beat-schedule")
@@ -205,7 +210,7 @@ class Stack:
             while b" ready." not in (self.log_dir / f"{service}.log").read_bytes():
                 self._check_alive(deadline)
                 time.sleep(0.2)
-        for port in (self.port, self.webhooks_port):
+        for port in self.ports.values():
             while True:
                 try:
                     if requests.get(f"http://127.0.0.1:{port}/health/live/", timeout=2).status_code == 200:
@@ -215,11 +220,31 @@ class Stack:
                 self._check_alive(deadline)
                 time.sleep(0.2)
         # Every gunicorn worker imported the app (preload is off): wait for all of them.
-        for service in WEB_SERVICES:
+        for service in GUNICORN_SERVICES:
             while len(proc_children(self.procs[service].pid)) < self._gunicorn_workers(service):
                 self._check_alive(deadline)
                 time.sleep(0.2)
         return self
+
+    def _nginx_argv(self) -> list[str]:
+        """compose's proxy: config/nginx.conf itself, its upstreams and listen address moved to
+        the bench's loopback ports and its scratch files into the log directory."""
+        nginx = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+        if nginx is None:
+            raise RuntimeError("make bench runs compose's proxy: nginx is needed (apt-get install nginx)")
+        conf = (ROOT / "config" / "nginx.conf").read_text()
+        replaced = {
+            "listen 8000;": f"listen 127.0.0.1:{self.ports['proxy']};",
+            "server web:8000;": f"server 127.0.0.1:{self.ports['web']};",
+            "server polls:8000;": f"server 127.0.0.1:{self.ports['polls']};",
+            "/tmp/nginx": str(self.log_dir / "nginx"),  # noqa: S108 (the text replaced, not a path used)
+        }
+        for old, new in replaced.items():
+            assert old in conf, f"config/nginx.conf has no {old!r}"
+            conf = conf.replace(old, new)
+        path = self.log_dir / "nginx.conf"
+        path.write_text(conf)
+        return [nginx, "-e", "stderr", "-p", str(self.log_dir), "-c", str(path), "-g", "daemon off;"]
 
     def _gunicorn_workers(self, service: str) -> int:
         argv = compose_command(service)

@@ -96,9 +96,9 @@ def test_docker_compose_stack_agrees_on_one_site_url_and_needs_its_secrets():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
     assert set(services) >= {
-        "postgres", "redis", "migrate", "web", "webhooks", "worker", "documents", "provider", "beat"
+        "postgres", "redis", "migrate", "proxy", "web", "webhooks", "polls", "worker", "documents", "provider", "beat"
     }  # fmt: skip
-    app = ["migrate", "web", "webhooks", "worker", "documents", "provider", "beat"]
+    app = ["migrate", "web", "webhooks", "polls", "worker", "documents", "provider", "beat"]
     environments = [services[name]["environment"] for name in app]
     # Every process sees the same addresses: links reach the web, the provider's webhooks the
     # webhooks service (the same app and settings in its own gunicorn).
@@ -110,11 +110,18 @@ def test_docker_compose_stack_agrees_on_one_site_url_and_needs_its_secrets():
         services["web"]["command"][2].split(" && ")[0].replace("web-", "webhooks-")
     )
     assert "exec gunicorn config.wsgi:application --config config/gunicorn.py" in services["webhooks"]["command"][2]
-    assert "ports" not in services["webhooks"]  # reached by the provider, not published
-    # CPU weight: payments in flight first, then shoppers, numbering and the provider; PDFs last.
-    shares = {name: services[name].get("cpu_shares", 1024) for name in app}
-    assert shares["documents"] < shares["web"] == shares["worker"] < shares["webhooks"]
-    assert f"{web_env['PORT']}:{web_env['PORT']}" in services["web"]["ports"]
+    assert "exec gunicorn config.wsgi:application --config config/gunicorn.py" in services["polls"]["command"][2]
+    assert "--workers 1 " in services["polls"]["command"][2]  # polls hold one core at most
+    # Only the proxy is published; web, polls and webhooks are reached inside the stack.
+    assert [name for name, service in services.items() if "ports" in service] == ["proxy"]
+    assert f"{web_env['PORT']}:{web_env['PORT']}" in services["proxy"]["ports"]
+    assert "./config/nginx.conf:/etc/nginx/nginx.conf:ro" in services["proxy"]["volumes"]
+    assert web_env["NUM_PROXIES"] == "1"  # the client's address, not the proxy's, for throttles
+    # CPU weight: polls (and the proxy they pass) first, then payments in flight, then
+    # shoppers, numbering and the provider; PDFs last.
+    shares = {name: services[name].get("cpu_shares", 1024) for name in [*app, "proxy"]}
+    assert shares["documents"] < shares["web"] == shares["worker"] < shares["webhooks"] < shares["polls"]
+    assert shares["proxy"] == shares["polls"]
     assert web_env["DEBUG"] == "false"
     assert web_env["SECRET_KEY"].startswith("${SECRET_KEY:?")
     assert web_env["PAYMENT_WEBHOOK_SECRET"].startswith("${PAYMENT_WEBHOOK_SECRET:?")
@@ -128,3 +135,25 @@ def test_docker_compose_stack_agrees_on_one_site_url_and_needs_its_secrets():
     for name, queue in (("worker", "celery"), ("documents", "documents"), ("provider", "provider")):
         assert f" worker -Q {queue} " in procfile[name]
     assert "gunicorn config.wsgi:application --config config/gunicorn.py" in procfile["web"]
+
+
+def test_the_proxy_routes_the_invoice_block_poll_to_polls_and_the_rest_to_web():
+    """config/nginx.conf's locations against the app's own URLs: the poll's route
+    (orders/urls.py) goes to the polls pool, the order page, the API and the admin to web."""
+    from django.urls import reverse
+
+    conf = (ROOT / "config" / "nginx.conf").read_text()
+    locations = dict(re.findall(r"location (~ \S+|/) \{\s*proxy_pass http://(\w+);", conf))
+    assert set(locations.values()) == {"polls", "web"}, locations
+    assert re.search(r"upstream web \{\s*server web:8000;", conf)
+    assert re.search(r"upstream polls \{\s*server polls:8000;", conf)
+
+    def upstream(path: str) -> str:
+        for location, target in locations.items():
+            if location.startswith("~ ") and re.search(location[2:], path):
+                return target
+        return locations["/"]
+
+    assert upstream(reverse("order-invoice-block", args=[12345])) == "polls"
+    for path in (reverse("order", args=[12345]), "/api/v1/checkout/", "/admin/", "/orders/12345/invoice-block/x"):
+        assert upstream(path) == "web", path
