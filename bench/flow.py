@@ -96,6 +96,15 @@ def compose_command(service: str) -> list[str]:
     return list(command)
 
 
+def compose_env_overrides(service: str) -> dict[str, str]:
+    """What the service's `environment` sets apart from the shared app environment (x-app):
+    the bench keeps its own addresses and secrets and adds these (e.g. polls' health checks)."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    shared = compose["x-app"]["environment"]
+    own = compose["services"][service].get("environment") or {}
+    return {key: str(value) for key, value in own.items() if shared.get(key) != value}
+
+
 def compose_cpu_shares(service: str) -> int:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     return int(compose["services"][service].get("cpu_shares", 1024))
@@ -195,7 +204,7 @@ class Stack:
 
     def start(self) -> "Stack":
         for service in SERVICES:
-            env = dict(self.env)
+            env = {**self.env, **(compose_env_overrides(service) if service != "proxy" else {})}
             if service != "beat":  # as compose: one metrics directory per service
                 metrics = self.log_dir / "metrics" / service
                 metrics.mkdir(parents=True, exist_ok=True)

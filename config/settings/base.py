@@ -129,7 +129,10 @@ else:
         }
     else:
         DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+        # A "SELECT 1" round trip before a request's first query, so a connection that died
+        # (PostgreSQL restarted) is replaced instead of failing the request. Off only where a
+        # failed request is retried anyway: the invoice-block polls (compose's `polls`).
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
         # Fail fast while PostgreSQL is down: a request gets its 503 in seconds, not a hang.
         DATABASES["default"]["OPTIONS"] = {"connect_timeout": env.int("DATABASE_CONNECT_TIMEOUT", default=3)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
