@@ -244,8 +244,8 @@ class Stack:
         conf = (ROOT / "config" / "nginx.conf").read_text()
         replaced = {
             "listen 8000;": f"listen 127.0.0.1:{self.ports['proxy']};",
-            "server web:8000;": f"server 127.0.0.1:{self.ports['web']};",
-            "server polls:8000;": f"server 127.0.0.1:{self.ports['polls']};",
+            "server web:8000 resolve;": f"server 127.0.0.1:{self.ports['web']};",
+            "server polls:8000 resolve;": f"server 127.0.0.1:{self.ports['polls']};",
             "/tmp/nginx": str(self.log_dir / "nginx"),  # noqa: S108 (the text replaced, not a path used)
         }
         for old, new in replaced.items():

@@ -148,8 +148,8 @@ def test_the_proxy_routes_the_invoice_block_poll_to_polls_and_the_rest_to_web():
     conf = (ROOT / "config" / "nginx.conf").read_text()
     locations = dict(re.findall(r"location (~ \S+|/) \{\s*proxy_pass http://(\w+);", conf))
     assert set(locations.values()) == {"polls", "web"}, locations
-    assert re.search(r"upstream web \{\s*server web:8000;", conf)
-    assert re.search(r"upstream polls \{\s*server polls:8000;", conf)
+    assert re.search(r"upstream web \{\s*zone web 64k;\s*server web:8000 resolve;", conf)
+    assert re.search(r"upstream polls \{\s*zone polls 64k;\s*server polls:8000 resolve;", conf)
 
     def upstream(path: str) -> str:
         for location, target in locations.items():
