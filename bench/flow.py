@@ -1,10 +1,12 @@
 """HTTP load benchmark of the whole shopper flow (`make bench`, after the numbering runs).
 
-The production-shaped processes, started from docker-compose.yml's own commands: gunicorn
-with config/gunicorn.py (DEBUG off, the bench's own secrets) for shoppers (`web`) and for the
-provider's webhooks (`webhooks`), the three Celery workers by queue (`celery`, `documents`,
-`provider`) and beat, each with compose's `cpu_shares` as its CPU weight, on the bench's
-PostgreSQL database and Redis db. Only 127.0.0.1 is ever contacted.
+The production-shaped processes, started from docker-compose.yml's own commands: nginx with
+config/nginx.conf in front (`proxy`, its upstreams moved to loopback ports), gunicorn with
+config/gunicorn.py (DEBUG off, the bench's own secrets) for shoppers (`web`), for the order
+pages' invoice-block polls (`polls`) and for the provider's webhooks (`webhooks`), the three
+Celery workers by queue (`celery`, `documents`, `provider`) and beat, each with compose's
+`cpu_shares` as its CPU weight and its own compose environment, on the bench's PostgreSQL
+database and Redis db. Only 127.0.0.1 is ever contacted.
 
 Shoppers sign in over HTTP (the sign-in page: a session, as a browser has) and each runs a
 closed loop over the requests the web must accept for an order: add to cart, checkout
@@ -21,9 +23,9 @@ Each concurrency step runs a warm-up, then a measured window; in the window:
   window, per second; a watcher reads PostgreSQL every 50 ms, so pay -> number is timed from
   the pay answer to the number's commit within 50 ms (not at the poll's 2 s granularity);
 - the invoice-block polls' latency (200s and 304s);
-- web CPU: both gunicorn pools' masters' and workers' CPU time (utime + stime from /proc)
-  over the window, per accepted order (cart, checkout, pay, the provider's two webhooks, the
-  polls).
+- web CPU: the web tier's CPU time (nginx and the three gunicorn pools, masters and
+  workers; utime + stime from /proc) over the window, per accepted order (cart, checkout,
+  pay, the provider's two webhooks, the polls).
 After the window the shoppers stop, every accepted order must get its number (bounded wait),
 and the documents queue is drained (bounded) before the next step.
 """
@@ -160,7 +162,8 @@ def proc_children(pid: int) -> list[int]:
 
 
 class Stack:
-    """web (gunicorn), worker, documents, provider, beat: each its own process group."""
+    """proxy (nginx), web, polls and webhooks (gunicorn), worker, documents, provider, beat: each
+    its own process group."""
 
     def __init__(self, *, env: dict[str, str], log_dir: Path) -> None:
         self.ports = {service: free_port() for service in ("proxy", *GUNICORN_SERVICES)}
@@ -803,12 +806,15 @@ def flow_summary(result: FlowResult) -> tuple[Step, Step]:
 NOTES = """How to read them:
 
 - **Processes** are docker-compose.yml's commands (bench/flow.py reads them from the file):
-  gunicorn with config/gunicorn.py (gthread, 2 x CPUs + 1 processes x 4 threads, DEBUG
-  off, JSON request logs) for shoppers, a second one (2 x 4) that the provider's webhooks
-  go to, `worker -Q celery`, `documents -Q documents`, `provider -Q provider` and beat, with
-  Prometheus multiprocess files per service and compose's CPU weights (webhooks 2048,
-  documents 256, the rest 1024: the autogroup nice value of each process group). The per-IP
-  throttles are lifted (every shopper comes from 127.0.0.1; the checks still run).
+  nginx with config/nginx.conf (`proxy`: the invoice-block poll to `polls`, the rest to
+  `web`), gunicorn with config/gunicorn.py (gthread, DEBUG off, JSON request logs) for
+  shoppers (`web`, 2 x CPUs + 1 processes x 4 threads), the polls (`polls`, 1 x 4, without
+  the per-request connection health check) and the provider's webhooks (`webhooks`, 2 x 4,
+  posted to directly), `worker -Q celery`, `documents -Q documents`, `provider -Q provider`
+  and beat, with Prometheus multiprocess files per service and compose's CPU weights (proxy
+  and polls 8192, webhooks 2048, documents 256, the rest 1024: the autogroup nice value of
+  each process group). The per-IP throttles are lifted (every shopper comes from
+  127.0.0.1; the checks still run).
 - **Shoppers** are signed-in sessions, one thread each, in a closed loop of add to cart,
   checkout and pay (`pm_card_success`, an Idempotency-Key on checkout and pay). The order
   page they leave open polls the invoice block as static/js/shop.js does (after 2 s, then
@@ -818,7 +824,8 @@ NOTES = """How to read them:
   number became visible in PostgreSQL within the window (a watcher reads every 50 ms);
   pay -> number runs from the pay answer to that moment, so it includes the simulated
   provider's two webhooks, the payment-succeeded flow and numbering with its retries.
-- **Web CPU** is the utime + stime of both gunicorn pools (masters and workers) over the
-  window, divided by the accepted orders: cart, checkout, pay, both webhooks and the polls.
+- **Web CPU** is the utime + stime of the web tier (nginx and the three gunicorn pools,
+  masters and workers) over the window, divided by the accepted orders: cart, checkout,
+  pay, both webhooks and the polls.
 - The client runs on the same 2 cores as everything else (its own CPU is in the logs).
 """
