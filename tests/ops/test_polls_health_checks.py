@@ -50,7 +50,8 @@ def _drop_the_servers_connections() -> int:
 def test_a_poll_after_postgresql_dropped_the_connection(health_checks, after_the_drop):
     user = UserFactory()
     order = place_order(user=user)
-    env = worker_env(CONN_HEALTH_CHECKS=health_checks, WEB_CONCURRENCY="1", GUNICORN_THREADS="1")
+    env = {name: worker_env()[name] for name in ("DATABASE_URL", "REDIS_URL")}  # the test's, not its PORT
+    env.update(CONN_HEALTH_CHECKS=health_checks, WEB_CONCURRENCY="1", GUNICORN_THREADS="1")
     with gunicorn(**env) as (port, log):
         base = f"http://127.0.0.1:{port}"
         http = _signed_in(base, user.username)
