@@ -8,7 +8,7 @@ from common.health import HEARTBEAT_KEY, worker_heartbeat_write
 
 CLOSED = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 REDIS_DOWN = {
-    "CACHES": {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CLOSED}},
+    "CACHES": {"default": {"BACKEND": "common.cache.RedisCache", "LOCATION": CLOSED}},
     "CELERY_BROKER_URL": CLOSED,
 }
 

@@ -142,7 +142,7 @@ REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "common.cache.RedisCache",  # Django's, one client per pool (common/cache.py)
             "LOCATION": REDIS_URL,
             # Fail fast while Redis is down (throttles then let requests through, see common/throttles.py).
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
