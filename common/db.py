@@ -30,3 +30,12 @@ def instance_insert_unless_conflict(instance: models.Model) -> bool:
     instance._state.adding = False
     instance._state.db = connection.alias
     return True
+
+
+def relation_prefetched_set(*, instance: models.Model, name: str, rows: list[Any]) -> None:
+    """Give `instance.<name>.all()` these rows without a query, exactly as
+    prefetch_related leaves it (a caller that already holds the rows, e.g. just inserted)."""
+    queryset = getattr(instance, name).get_queryset()  # lazy: no query
+    queryset._result_cache, queryset._prefetch_done = list(rows), True
+    cache = instance.__dict__.setdefault("_prefetched_objects_cache", {})
+    cache[name] = queryset

@@ -24,7 +24,7 @@ from orders.selectors import (
     draft_order_view,
     draft_orders_for_staff,
     order_get_for_user,
-    order_just_placed_for_user,
+    order_just_placed,
     orders_for_list,
 )
 from orders.serializers import (
@@ -176,7 +176,7 @@ class CheckoutApi(APIView):
         assert cart is not None
         assert isinstance(request.user, User)  # IsAuthenticated
         order = checkout_place_order(cart=cart, user=request.user, **data.validated_data)
-        order = order_just_placed_for_user(user=request.user, order_id=order.pk)
+        order = order_just_placed(order=order)
         return Response(OrderOutput(order).data, status=201)
 
 

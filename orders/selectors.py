@@ -5,9 +5,10 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Prefetch, QuerySet, Sum
+from django.db.models import QuerySet, Sum
 from django.http import HttpRequest
 
+from common.db import relation_prefetched_set
 from orders.models import PAID_STATES, Cart, CartLine, DraftOrder, Order, OrderStatus
 from orders.pricing import Totals, totals_compute
 
@@ -84,16 +85,15 @@ def order_id_for_user(*, user: User | AnonymousUser, order_id: int) -> int:
     return order_id
 
 
-def order_just_placed_for_user(*, user: User | AnonymousUser, order_id: int) -> Order:
-    """The order checkout placed in the caller's still open transaction, for its answer, in
-    two queries (order + invoice, lines). Nobody else sees it before that commit, so it has
-    no payment attempt or refund yet: those relations are prefetched empty, without a query
-    (`QuerySet.none()`); the answer is the same as order_get_for_user's."""
-    empty = [
-        Prefetch(name, queryset=Order._meta.get_field(name).related_model._default_manager.none())  # type: ignore[union-attr]
-        for name in ("payment_attempts", "refunds")  # payments' reverse relations: ORM names, not imports
-    ]
-    return orders_visible_to(user).select_related("invoice").prefetch_related("lines", *empty).get(pk=order_id)
+def order_just_placed(*, order: Order) -> Order:
+    """The order checkout placed (its lines attached by checkout_place_order) in the
+    caller's still open transaction, ready for its answer without a query: nobody else
+    sees it before that commit, so it has no invoice, payment attempt or refund yet. The
+    answer is the same as order_get_for_user's (orders/tests/test_checkout_api pins it)."""
+    for name in ("payment_attempts", "refunds"):  # payments' reverse relations: ORM names, not imports
+        relation_prefetched_set(instance=order, name=name, rows=[])
+    Order.invoice.related.set_cached_value(order, None)
+    return order
 
 
 def _refunded_in_part(order: Order) -> bool:

@@ -17,6 +17,7 @@ from django.db.models import F, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from common.db import relation_prefetched_set
 from common.errors import ApplicationError, IllegalTransition, NotFound, ValidationFailed
 from common.money import money_round
 from inventory.models import Product, Stock
@@ -241,7 +242,7 @@ def checkout_place_order(
 
         priced = [(line.product.price * line.quantity, line.product.tax_rate) for line in lines]
         totals = totals_compute(lines=priced, currency=currency, coupon=coupon)
-        order, _ = order_place(
+        order, order_lines = order_place(
             user=user,
             totals=totals,
             coupon_code=coupon,
@@ -263,6 +264,8 @@ def checkout_place_order(
             email=email,
         )
         CartLine.objects.filter(cart=locked).delete()
+    # Lines are a snapshot, never edited: the caller reads them without a query.
+    relation_prefetched_set(instance=order, name="lines", rows=order_lines)
     return order
 
 

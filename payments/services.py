@@ -179,23 +179,23 @@ def _in_progress(current: PaymentAttempt) -> PaymentInProgress:
 
 
 def _charge_on_commit(*, provider: PaymentProvider, attempt: PaymentAttempt) -> None:
-    attempt_id = attempt.pk
-    on_commit_robust(hook="payments.charge", fn=lambda: payment_charge_submit(attempt_id=attempt_id, provider=provider))
+    # The attempt as this transaction commits it: nobody else writes it before the charge is
+    # submitted (beat's resubmission waits PAYMENT_CHARGE_RESUBMIT_S), so it is not read again.
+    on_commit_robust(hook="payments.charge", fn=lambda: payment_charge_submit(attempt=attempt, provider=provider))
 
 
-def payment_charge_submit(*, attempt_id: int, provider: PaymentProvider | None = None) -> bool:
+def payment_charge_submit(*, attempt: PaymentAttempt, provider: PaymentProvider | None = None) -> bool:
     """Hand a requested charge (or, without a method, the hosted page's cancel) to the
     provider, once: True when it was submitted now. Called after the request's commit and
     by beat for requests whose after-commit call was lost; providers take it idempotently
     (the simulated one stores its first webhook once; Stripe gets an idempotency key)."""
-    attempt = PaymentAttempt.objects.filter(pk=attempt_id).first()
-    if attempt is None or attempt.is_final or attempt.charge_requested_at is None or attempt.charge_submitted_at:
+    if attempt.is_final or attempt.charge_requested_at is None or attempt.charge_submitted_at:
         return False
     provider = provider or payment_provider(attempt.provider)
     if attempt.payment_method:
-        provider.charge(attempt_id=attempt.pk, payment_method=attempt.payment_method)
+        provider.charge(attempt=attempt, payment_method=attempt.payment_method)
     else:
-        provider.cancel(attempt_id=attempt.pk)
+        provider.cancel(attempt=attempt)
     submitted = PaymentAttempt.objects.filter(pk=attempt.pk, charge_submitted_at__isnull=True).update(
         charge_submitted_at=timezone.now()
     )
@@ -219,7 +219,8 @@ def payment_charges_resubmit(*, now: datetime | None = None, stale_s: float | No
     submitted = 0
     for attempt_id in lost:
         try:
-            submitted += payment_charge_submit(attempt_id=attempt_id)
+            attempt = PaymentAttempt.objects.filter(pk=attempt_id).first()  # as it is now, not as listed
+            submitted += attempt is not None and payment_charge_submit(attempt=attempt)
         except Exception:  # one provider error must not stop the others; the next run retries
             logger.warning("charge request of attempt %s could not be submitted", attempt_id, exc_info=True)
     if submitted:
@@ -306,10 +307,11 @@ def payment_webhook_apply(
     refund event goes to payments.refunds.refund_webhook_apply (its success to
     `on_refund_succeeded`, flows.refund_succeeded).
 
-    One transaction: lock the order, then the attempt; record the event (webhook-id is
-    unique: a duplicate, even a concurrent one, returns `duplicate` and changes nothing);
-    move the attempt forward if the event allows it. Events for a final attempt, or an
-    older `processing` event, are recorded and ignored.
+    A success or failure: one transaction that locks the order, then the attempt; records
+    the event (webhook-id is unique: a duplicate, even a concurrent one, returns `duplicate`
+    and changes nothing); moves the attempt forward if the event allows it. Events for a
+    final attempt are recorded and ignored. A `processing` event, or one for an unknown
+    reference, can change nothing: it is recorded with its outcome in one INSERT, no lock.
     """
     if event.type in REFUND_EVENT_TYPES:
         assert on_refund_succeeded is not None, "route the webhook with on_refund_succeeded (flows/urls_api.py)"
@@ -317,30 +319,40 @@ def payment_webhook_apply(
         return WebhookResult(duplicate=applied.duplicate, changed_state=applied.changed_state, outcome=applied.outcome)
     found = (
         PaymentAttempt.objects.filter(provider=provider_name, provider_reference=event.provider_reference)
-        .values_list("pk", "order_id")
+        .values_list("pk", "order_id", "status")
         .first()
     )
+    record = WebhookEvent(
+        webhook_id=event.webhook_id,
+        event_type=event.type.value,
+        provider=provider_name,
+        provider_reference=event.provider_reference,
+        attempt_id=found[0] if found is not None else None,
+        payload=event.payload,
+        signature_valid=True,
+        event_created_at=event.created_at,
+    )
+    if found is None or event.type == PaymentEventType.PROCESSING:
+        # Changes nothing whatever the attempt's state (it only moves forward from
+        # processing), so it takes no lock: the event is recorded with its outcome in one
+        # INSERT. webhook_id is unique: a duplicate inserts nothing.
+        if found is None:
+            logger.warning("webhook %s for unknown reference %s", event.webhook_id, event.provider_reference)
+            record.outcome = "no payment attempt with this reference; ignored"
+        elif found[2] != PaymentStatus.PROCESSING:
+            record.outcome = f"attempt already {found[2]}; stale processing event ignored"
+        else:
+            record.outcome = "attempt is processing"
+        if not instance_insert_unless_conflict(record):
+            return WebhookResult(duplicate=True, changed_state=False, outcome="duplicate delivery ignored")
+        return WebhookResult(duplicate=False, changed_state=False, outcome=record.outcome)
     with transaction.atomic():
-        order, attempt = _lock_attempt(attempt_id=found[0], order_id=found[1]) if found is not None else (None, None)
-        record = WebhookEvent(
-            webhook_id=event.webhook_id,
-            event_type=event.type.value,
-            provider=provider_name,
-            provider_reference=event.provider_reference,
-            attempt=attempt,
-            payload=event.payload,
-            signature_valid=True,
-            event_created_at=event.created_at,
-        )
+        order, attempt = _lock_attempt(attempt_id=found[0], order_id=found[1])
         # webhook_id is unique: a duplicate, even a concurrent one (it waits on the order
         # lock, then on the first one's row), inserts nothing. One statement, no savepoint.
         if not instance_insert_unless_conflict(record):
             return WebhookResult(duplicate=True, changed_state=False, outcome="duplicate delivery ignored")
-        if order is None or attempt is None:
-            changed, outcome = False, "no payment attempt with this reference; ignored"
-            logger.warning("webhook %s for unknown reference %s", event.webhook_id, event.provider_reference)
-        else:
-            changed, outcome = _apply(order=order, attempt=attempt, event=event, on_succeeded=on_succeeded)
+        changed, outcome = _apply(order=order, attempt=attempt, event=event, on_succeeded=on_succeeded)
         record.changed_state = changed
         record.outcome = outcome[:200]
         record.save(update_fields=["changed_state", "outcome"])
@@ -351,11 +363,6 @@ def _apply(
     *, order: Order, attempt: PaymentAttempt, event: ProviderEvent, on_succeeded: SuccessHandler
 ) -> tuple[bool, str]:
     now = timezone.now()
-    if event.type == PaymentEventType.PROCESSING:
-        if attempt.is_final:
-            return False, f"attempt already {attempt.status}; stale processing event ignored"
-        return False, "attempt is processing"
-
     if event.type == PaymentEventType.FAILED:
         if attempt.is_final:
             return False, f"attempt already {attempt.status}; failure ignored"

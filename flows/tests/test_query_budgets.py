@@ -16,7 +16,7 @@ from invoicing.models import Invoice, InvoiceStatus
 from invoicing.services import FaultInjector, invoice_assign_number
 from orders.models import Order, OrderStatus
 from orders.services import cart_add_item, cart_get_or_create, checkout_place_order
-from payments.models import PaymentAttempt, SimulatedDelivery
+from payments.models import PaymentAttempt, SimulatedDelivery, WebhookEvent
 from payments.tests.helpers import attempt_for, event_body, post_webhook
 
 pytestmark = pytest.mark.django_db
@@ -64,10 +64,10 @@ def test_checkout_budget(shopper_client, user, django_assert_num_queries):
 
     # token+user 1, idempotency claim 3, cart 1, placing 12 (savepoints 2, cart lock, lines,
     # one guarded stock UPDATE per product x2, order, lines, reservations, status change,
-    # outbox, cart emptied), the response's order+invoice, lines 2 (a new order has no
-    # attempts or refunds: prefetched empty without a query), key completed 1, and the
-    # savepoint pair that commits the change with its stored answer 2
-    with django_assert_num_queries(22, info="POST /api/v1/checkout/, a cart of 2 lines"):
+    # outbox, cart emptied), key completed 1, and the savepoint pair that commits the
+    # change with its stored answer 2. The answer reads nothing: it is built from the rows
+    # just written (orders.selectors.order_just_placed)
+    with django_assert_num_queries(20, info="POST /api/v1/checkout/, a cart of 2 lines"):
         response = shopper_client.post(
             "/api/v1/checkout/", {"shipping_address": ADDRESS}, format="json", HTTP_IDEMPOTENCY_KEY="budget-checkout"
         )
@@ -96,10 +96,11 @@ def test_payment_start_budget(shopper_client, user, django_assert_num_queries, d
     attempt = PaymentAttempt.objects.get(order=order)
     assert not SimulatedDelivery.objects.exists()  # the charge waits for the commit
 
-    # The charge, after commit: the attempt read twice (submit, provider) 2, the provider's
-    # first delivery row 1 (INSERT ... ON CONFLICT DO NOTHING, no savepoint), submitted mark 1
+    # The charge, after commit: the provider's first delivery row 1 (INSERT ... ON CONFLICT
+    # DO NOTHING, no savepoint), submitted mark 1; the attempt is the one just committed,
+    # not read again
     with (
-        django_assert_num_queries(4, info="POST /api/v1/orders/{id}/payments/, its after-commit charge"),
+        django_assert_num_queries(2, info="POST /api/v1/orders/{id}/payments/, its after-commit charge"),
         django_capture_on_commit_callbacks(execute=False) as kicks,
     ):
         for callback in after_commit:
@@ -128,6 +129,27 @@ def test_webhook_apply_budget(client, django_assert_num_queries):
     assert (response.json()["changed_state"], response.json()["outcome"]) == (True, "attempt succeeded; order paid")
     assert Order.objects.get(pk=order.pk).status == OrderStatus.PAID
     assert Invoice.objects.get(order=order).lines.count() == 2
+
+
+@pytest.mark.parametrize("first", ["payment.processing", "payment.succeeded"])
+def test_webhook_processing_budget(client, django_assert_num_queries, first):
+    order = _order_of_two_lines(UserFactory())
+    attempt = attempt_for(order)
+    if first == "payment.succeeded":  # a stale processing event after the final one
+        assert post_webhook(client, event_body(attempt, first)).status_code == 200
+
+    # attempt by reference (with its status) 1, the event stored with its outcome 1: a
+    # processing event changes nothing, so it takes no lock and no transaction
+    with django_assert_num_queries(2, info="POST /api/v1/webhooks/payments/, payment.processing"):
+        response = post_webhook(client, event_body(attempt, "payment.processing"))
+
+    assert response.status_code == 200, response.content
+    assert response.json()["changed_state"] is False
+    stale = first == "payment.succeeded"
+    assert response.json()["outcome"] == (
+        "attempt already succeeded; stale processing event ignored" if stale else "attempt is processing"
+    )
+    assert WebhookEvent.objects.filter(event_type="payment.processing", outcome=response.json()["outcome"]).count() == 1
 
 
 def test_invoice_numbering_budget(django_capture_on_commit_callbacks, django_assert_num_queries):

@@ -4,6 +4,9 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from common.errors import ValidationFailed
 from common.tests.factories import ProductFactory, UserFactory
@@ -230,6 +233,32 @@ _ORDER_CORE = {
     "id", "status", "currency", "subtotal", "discount", "shipping", "tax", "total", "coupon", "shipping_address",
     "lines", "reservation_expires_at", "payment_status", "invoice", "created_at", "placed_at",
 }  # fmt: skip
+
+
+@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.decimals(min_value=Decimal("0.01"), max_value=Decimal("999.99"), places=2),
+            st.sampled_from([Decimal("0"), Decimal("0.055"), Decimal("0.1"), Decimal("0.2")]),
+            st.integers(min_value=1, max_value=7),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    coupon=st.sampled_from(["", "WELCOME10", "fiveoff "]),
+)
+def test_api_checkout_answers_what_the_order_reads_back(client_for, lines, coupon):
+    # The answer is built from the rows checkout just wrote (orders.selectors.order_just_placed),
+    # not read back: it must be the order exactly as a later GET shows it.
+    shopper = UserFactory()
+    _cart_with(shopper, *[(ProductFactory(price=price, tax_rate=rate, on_hand=50), qty) for price, rate, qty in lines])
+    api = client_for(shopper)
+
+    placed = _post_checkout(api, {"shipping_address": ADDRESS, "coupon": coupon})
+
+    assert placed.status_code == 201, placed.content
+    assert placed.json() == api.get(f"/api/v1/orders/{placed.json()['id']}/").json()
 
 
 def test_api_checkout_short_of_stock_is_409_naming_the_skus(shopper_client, user):

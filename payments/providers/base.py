@@ -102,12 +102,13 @@ class PaymentProvider(ABC):
         return ""
 
     @abstractmethod
-    def charge(self, *, attempt_id: int, payment_method: str) -> None:
-        """Ask the provider to charge. Called after the attempt's transaction commits; the
-        outcome arrives later as webhooks. Must be safe to call again (idempotent)."""
+    def charge(self, *, attempt: "PaymentAttempt", payment_method: str) -> None:
+        """Ask the provider to charge `attempt` (as committed). Called after the attempt's
+        transaction commits; the outcome arrives later as webhooks. Must be safe to call
+        again (idempotent)."""
 
     @abstractmethod
-    def cancel(self, *, attempt_id: int) -> None:
+    def cancel(self, *, attempt: "PaymentAttempt") -> None:
         """The shopper gave up on the hosted page; the provider reports a failure."""
 
     def refund_submit(self, *, refund: "Refund") -> str:

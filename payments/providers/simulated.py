@@ -349,11 +349,11 @@ class SimulatedProvider(PaymentProvider):
     def hosted_page_url(self, *, provider_reference: str) -> str:
         return reverse("payments-simulated-page", args=[provider_reference])
 
-    def charge(self, *, attempt_id: int, payment_method: str) -> None:
-        self._play(attempt_id=attempt_id, script=payment_method)
+    def charge(self, *, attempt: PaymentAttempt, payment_method: str) -> None:
+        self._play(attempt=attempt, script=payment_method)
 
-    def cancel(self, *, attempt_id: int) -> None:
-        self._play(attempt_id=attempt_id, script=CANCEL_SCRIPT)
+    def cancel(self, *, attempt: PaymentAttempt) -> None:
+        self._play(attempt=attempt, script=CANCEL_SCRIPT)
 
     def refund_submit(self, *, refund: Refund) -> str:
         """Accept the refund: its first webhook is stored as owed (once), like a charge."""
@@ -364,12 +364,11 @@ class SimulatedProvider(PaymentProvider):
         )
         return ""
 
-    def _play(self, *, attempt_id: int, script: str) -> None:
+    def _play(self, *, attempt: PaymentAttempt, script: str) -> None:
         """Accept the request: its first webhook is stored as owed (the provider's own
         durable state), then delivered by a worker and retried until the shop answers."""
         simulated_script(script)  # refuse an unknown script here, not in the worker
         now = timezone.now()
-        attempt = PaymentAttempt.objects.get(pk=attempt_id)
         simulated_delivery_schedule(attempt=attempt, script=script, step=0, started_at=now, due_at=now)
 
     def parse_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> ProviderEvent:

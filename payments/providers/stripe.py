@@ -240,11 +240,10 @@ class StripeProvider(PaymentProvider):
             raise PaymentProviderUnavailable("Stripe returned a Checkout Session without a URL.")
         return str(session.url)
 
-    def charge(self, *, attempt_id: int, payment_method: str) -> None:
+    def charge(self, *, attempt: PaymentAttempt, payment_method: str) -> None:
         """Create and confirm the attempt's PaymentIntent (API clients with a pm_... id).
         A decline is an outcome (it arrives as payment_intent.payment_failed); a network
         failure after the SDK's retries raises, and beat resubmits with the same key."""
-        attempt = PaymentAttempt.objects.get(pk=attempt_id)
         units = to_minor_units(attempt.amount, attempt.currency)
         stripe_amount_check(units, attempt.currency)
         try:
@@ -260,23 +259,22 @@ class StripeProvider(PaymentProvider):
                 options={"idempotency_key": idempotency_key(attempt, "payment-intent")},
             )
         except stripe.CardError as exc:
-            logger.info("Stripe declined attempt %s: %s", attempt_id, exc.user_message)
+            logger.info("Stripe declined attempt %s: %s", attempt.pk, exc.user_message)
         except stripe.StripeError as exc:  # not submitted: beat resubmits with the same key
-            raise PaymentProviderUnavailable(f"Stripe did not take the charge of attempt {attempt_id}.") from exc
+            raise PaymentProviderUnavailable(f"Stripe did not take the charge of attempt {attempt.pk}.") from exc
 
-    def cancel(self, *, attempt_id: int) -> None:
+    def cancel(self, *, attempt: PaymentAttempt) -> None:
         """Expire the attempt's open Checkout Session; Stripe reports checkout.session.expired."""
-        attempt = PaymentAttempt.objects.get(pk=attempt_id)
         session_id = session_id_from_url(attempt.redirect_url)
         if not session_id:
-            logger.warning("attempt %s has no Checkout Session to expire", attempt_id)
+            logger.warning("attempt %s has no Checkout Session to expire", attempt.pk)
             return
         try:
             stripe_client().v1.checkout.sessions.expire(
                 session_id, options={"idempotency_key": idempotency_key(attempt, "checkout-session-expire")}
             )
         except stripe.InvalidRequestError as exc:  # already complete or expired: its event tells
-            logger.info("Checkout Session %s of attempt %s not expired: %s", session_id, attempt_id, exc)
+            logger.info("Checkout Session %s of attempt %s not expired: %s", session_id, attempt.pk, exc)
 
     def refund(
         self,

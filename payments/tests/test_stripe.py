@@ -472,7 +472,8 @@ def test_a_charge_lost_after_the_sdk_gave_up_is_resubmitted_with_the_same_key_an
         attempt = payment_attempt_create(order_id=order.pk, user=order.user, payment_method="pm_card_visa")
     assert PaymentAttempt.objects.get(pk=attempt.pk).charge_submitted_at is None
 
-    assert payment_charge_submit(attempt_id=attempt.pk) is True  # what beat's resubmission calls
+    # what beat's resubmission calls, with the attempt as it is now
+    assert payment_charge_submit(attempt=PaymentAttempt.objects.get(pk=attempt.pk)) is True
 
     calls = fake.calls("/v1/payment_intents")
     assert [c.idempotency_key for c in calls] == [f"{attempt.provider_reference}:payment-intent"] * 2
@@ -484,8 +485,8 @@ def test_a_charge_lost_after_the_sdk_gave_up_is_resubmitted_with_the_same_key_an
 
 @pytest.mark.django_db
 def test_cancel_expires_the_checkout_session(fake, hosted):
-    StripeProvider().cancel(attempt_id=hosted.pk)
-    StripeProvider().cancel(attempt_id=hosted.pk)  # again: Stripe answers the stored result
+    StripeProvider().cancel(attempt=hosted)
+    StripeProvider().cancel(attempt=hosted)  # again: Stripe answers the stored result
 
     assert fake.only_session()["status"] == "expired"
     keys = [c.idempotency_key for c in fake.calls("/v1/checkout/sessions/")]

@@ -96,10 +96,10 @@ def test_killed_worker_flushed_broker_lost_charges_and_killed_connections_lose_n
         real_charge = SimulatedProvider.charge
         lost = {order.pk for order in orders[:LOST_CHARGES]}
 
-        def charge(self: SimulatedProvider, *, attempt_id: int, payment_method: str) -> None:
-            if PaymentAttempt.objects.get(pk=attempt_id).order_id in lost:
+        def charge(self: SimulatedProvider, *, attempt: PaymentAttempt, payment_method: str) -> None:
+            if attempt.order_id in lost:
                 raise redis.ConnectionError("the broker went away right after commit")
-            real_charge(self, attempt_id=attempt_id, payment_method=payment_method)
+            real_charge(self, attempt=attempt, payment_method=payment_method)
 
         monkeypatch.setattr(SimulatedProvider, "charge", charge)
         for order in orders:
