@@ -1,8 +1,9 @@
 """Small database helpers the ORM does not have."""
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from django.db import connections, models, router
+from django.db import connections, models, router, transaction
 
 
 def instance_insert_unless_conflict(instance: models.Model) -> bool:
@@ -39,3 +40,11 @@ def relation_prefetched_set(*, instance: models.Model, name: str, rows: list[Any
     queryset._result_cache, queryset._prefetch_done = list(rows), True
     cache = instance.__dict__.setdefault("_prefetched_objects_cache", {})
     cache[name] = queryset
+
+
+def atomic_joined() -> AbstractContextManager[Any]:
+    """The caller's transaction if one is open, without a savepoint (its two statements
+    saved), else a new one. For a block that raises its own errors before its first write,
+    so there is never anything to roll back to a savepoint: a database error inside still
+    aborts the caller's transaction, as it should."""
+    return nullcontext() if transaction.get_connection().in_atomic_block else transaction.atomic()

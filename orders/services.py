@@ -17,7 +17,7 @@ from django.db.models import F, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from common.db import relation_prefetched_set
+from common.db import atomic_joined, relation_prefetched_set
 from common.errors import ApplicationError, IllegalTransition, NotFound, ValidationFailed
 from common.money import money_round
 from inventory.models import Product, Stock
@@ -272,11 +272,14 @@ def checkout_place_order(
 # --- State machine ---------------------------------------------------------------------------
 
 
-def order_transition(*, order: Order, to: str, reason: str = "", actor: User | None = None) -> Order:
+def order_transition(
+    *, order: Order, to: str, reason: str = "", actor: User | None = None, also: dict[str, Any] | None = None
+) -> Order:
     """Move `order` to status `to`, or raise IllegalTransition with nothing changed.
 
     The UPDATE is guarded by the current status, so a concurrent move wins once; the
     loser sees IllegalTransition. Records the change and an `order.<to>` OutboxEvent.
+    `also`: more columns set by the same UPDATE (values or expressions).
     """
     from_status = order.status
     if to not in ALLOWED_TRANSITIONS.get(from_status, set()):
@@ -284,8 +287,10 @@ def order_transition(*, order: Order, to: str, reason: str = "", actor: User | N
             f"An order cannot go from {from_status} to {to}.",
             details={"from": from_status, "to": to},
         )
-    with transaction.atomic():
-        updated = Order.objects.filter(pk=order.pk, status=from_status).update(status=to, updated_at=timezone.now())
+    with atomic_joined():  # IllegalTransition is raised before anything is written
+        updated = Order.objects.filter(pk=order.pk, status=from_status).update(
+            status=to, updated_at=timezone.now(), **(also or {})
+        )
         if not updated:
             current = Order.objects.filter(pk=order.pk).values_list("status", flat=True).first()
             raise IllegalTransition(
@@ -304,17 +309,19 @@ def order_transition(*, order: Order, to: str, reason: str = "", actor: User | N
     return order
 
 
-def order_mark_paid(*, order_id: int, reason: str = "payment succeeded") -> Order:
+def order_mark_paid(*, order_id: int, reason: str = "payment succeeded", locked: Order | None = None) -> Order:
     """The orders part of "money arrived": paid, stock committed, placed. The whole flow
-    (with the invoice) is flows.order_paid.order_place_paid, which calls this inside its own
-    atomic block: no savepoint of its own (an error rolls back that block's savepoint anyway)."""
-    with transaction.atomic(savepoint=False):
-        order = order_lock(order_id=order_id)
-        order_transition(order=order, to=OrderStatus.PAID, reason=reason)
-        reservations_commit(order_id=order.pk)
+    (with the invoice) is flows.order_paid.order_place_paid. `locked`: the order as the
+    caller's transaction already locked it (the webhook's), not locked again."""
+    with atomic_joined():
+        order = locked if locked is not None else order_lock(order_id=order_id)
+        assert order.pk == order_id, "locked is the order being paid"
+        now = timezone.now()
         # A staff-billed order was placed when finalized; a storefront order is placed now.
-        placed_at = Coalesce(F("placed_at"), Value(timezone.now()))
-        Order.objects.filter(pk=order.pk).update(placed_at=placed_at, reservation_expires_at=None)
+        also = {"placed_at": Coalesce(F("placed_at"), Value(now)), "reservation_expires_at": None}
+        order_transition(order=order, to=OrderStatus.PAID, reason=reason, also=also)
+        order.placed_at, order.reservation_expires_at = order.placed_at or now, None
+        reservations_commit(order_id=order.pk)
     return order
 
 

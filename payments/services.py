@@ -307,10 +307,10 @@ def payment_webhook_apply(
     refund event goes to payments.refunds.refund_webhook_apply (its success to
     `on_refund_succeeded`, flows.refund_succeeded).
 
-    A success or failure: one transaction that locks the order, then the attempt; records
-    the event (webhook-id is unique: a duplicate, even a concurrent one, returns `duplicate`
-    and changes nothing); moves the attempt forward if the event allows it. Events for a
-    final attempt are recorded and ignored. A `processing` event, or one for an unknown
+    A success or failure: one transaction that locks the order, then the attempt; moves the
+    attempt forward if the event allows it; records the event (webhook-id is unique: a
+    duplicate, even a concurrent one, returns `duplicate` and changes nothing). Events for
+    a final attempt are recorded and ignored. A `processing` event, or one for an unknown
     reference, can change nothing: it is recorded with its outcome in one INSERT, no lock.
     """
     if event.type in REFUND_EVENT_TYPES:
@@ -346,17 +346,24 @@ def payment_webhook_apply(
         if not instance_insert_unless_conflict(record):
             return WebhookResult(duplicate=True, changed_state=False, outcome="duplicate delivery ignored")
         return WebhookResult(duplicate=False, changed_state=False, outcome=record.outcome)
-    with transaction.atomic():
-        order, attempt = _lock_attempt(attempt_id=found[0], order_id=found[1])
-        # webhook_id is unique: a duplicate, even a concurrent one (it waits on the order
-        # lock, then on the first one's row), inserts nothing. One statement, no savepoint.
-        if not instance_insert_unless_conflict(record):
-            return WebhookResult(duplicate=True, changed_state=False, outcome="duplicate delivery ignored")
-        changed, outcome = _apply(order=order, attempt=attempt, event=event, on_succeeded=on_succeeded)
-        record.changed_state = changed
-        record.outcome = outcome[:200]
-        record.save(update_fields=["changed_state", "outcome"])
+    try:
+        with transaction.atomic():
+            order, attempt = _lock_attempt(attempt_id=found[0], order_id=found[1])
+            changed, outcome = _apply(order=order, attempt=attempt, event=event, on_succeeded=on_succeeded)
+            record.changed_state, record.outcome = changed, outcome[:200]
+            # The event is recorded last, with its outcome (one statement, no savepoint).
+            # webhook_id is unique: a duplicate, even a concurrent one (it waited on the
+            # order lock until the first one committed), inserts nothing, and then whatever
+            # it applied is rolled back: a duplicate never changes anything.
+            if not instance_insert_unless_conflict(record):
+                raise _DuplicateEvent
+    except _DuplicateEvent:
+        return WebhookResult(duplicate=True, changed_state=False, outcome="duplicate delivery ignored")
     return WebhookResult(duplicate=False, changed_state=changed, outcome=outcome)
+
+
+class _DuplicateEvent(Exception):
+    """Rolls back a duplicate's transaction (payment_webhook_apply)."""
 
 
 def _apply(

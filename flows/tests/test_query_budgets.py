@@ -115,14 +115,14 @@ def test_webhook_apply_budget(client, django_assert_num_queries):
     attempt = attempt_for(order)
     body = event_body(attempt, "payment.succeeded")
 
-    # attempt by reference (with its order_id) 1, order + attempt locks 2, event stored 1
-    # (INSERT ... ON CONFLICT DO NOTHING: a duplicate inserts nothing, no savepoint), attempt
-    # succeeded + outbox 2, order paid 6 (the flow's savepoints 2, order locked again,
-    # UPDATE, status change, outbox; order_mark_paid takes no savepoint of its own), stock
-    # committed 4 (reservations locked, one UPDATE per product x2, reservations), placed_at 1,
-    # invoice 5 (exists?, order lines, invoice, its lines, outbox), event outcome 1, outer
-    # savepoints 4
-    with django_assert_num_queries(27, info="POST /api/v1/webhooks/payments/, payment.succeeded, 2 lines"):
+    # attempt by reference (with its order_id) 1, order + attempt locks 2, attempt
+    # succeeded + outbox 2, order paid 3 (one UPDATE with placed_at, status change, outbox:
+    # the flow joins the webhook's transaction and lock, no savepoint, no second lock),
+    # stock committed 4 (reservations locked, one UPDATE per product x2, reservations),
+    # invoice 5 (exists?, order lines, invoice, its lines, outbox), the event stored last
+    # with its outcome 1 (INSERT ... ON CONFLICT DO NOTHING: a duplicate rolls back), the
+    # outer savepoints 2
+    with django_assert_num_queries(20, info="POST /api/v1/webhooks/payments/, payment.succeeded, 2 lines"):
         response = post_webhook(client, body)
 
     assert response.status_code == 200, response.content
