@@ -28,7 +28,7 @@ from inventory.services import (
     reservations_release,
     stock_reserve,
 )
-from orders.locks import cart_lock, cart_lock_by_session, draft_lock, order_lock
+from orders.locks import cart_lock, cart_lock_by_session, cart_touch, draft_lock, order_lock
 from orders.models import (
     ALLOWED_TRANSITIONS,
     Cart,
@@ -76,8 +76,7 @@ def _validate_quantity(*, product: Product, quantity: int) -> None:
             f"At most {limit} of {product.name} per order line (you asked for {quantity}).",
             details={"quantity": [f"Must be at most {limit}."]},
         )
-    available = Stock.objects.filter(product=product).values_list("on_hand", "reserved").first()
-    free = (available[0] - available[1]) if available else 0
+    free = _free_stock(product=product)
     if quantity > free:
         raise InsufficientStock(
             f"Only {max(free, 0)} of {product.name} available (you asked for {quantity}).",
@@ -85,8 +84,18 @@ def _validate_quantity(*, product: Product, quantity: int) -> None:
         )
 
 
+def _free_stock(*, product: Product) -> int:
+    """What is not reserved: advisory here (checkout reserves under the stock row's guard),
+    so the stock row loaded with the product (_product_for_cart) is as good as a new read."""
+    if Product.stock.related.is_cached(product):
+        stock = getattr(product, "stock", None)
+        return (stock.on_hand - stock.reserved) if stock is not None else 0
+    available = Stock.objects.filter(product=product).values_list("on_hand", "reserved").first()
+    return (available[0] - available[1]) if available else 0
+
+
 def _product_for_cart(*, sku: str) -> Product:
-    product = Product.objects.filter(sku=sku, is_active=True).first()
+    product = Product.objects.select_related("stock").filter(sku=sku, is_active=True).first()
     if product is None:
         raise NotFound(f"No product with SKU {sku!r}.", details={"sku": [f"Unknown SKU {sku!r}."]})
     return product
@@ -96,7 +105,7 @@ def cart_add_item(*, cart: Cart, sku: str, quantity: int) -> CartLine:
     """Add units of a product; an existing line grows. Refuses more than is available."""
     product = _product_for_cart(sku=sku)
     with transaction.atomic():
-        cart_lock(cart_id=cart.pk)
+        cart_touch(cart_id=cart.pk)  # the cart's row lock, as cart_lock takes it
         line = CartLine.objects.filter(cart=cart, product=product).first()
         new_quantity = quantity + (line.quantity if line else 0)
         if quantity <= 0:
@@ -107,7 +116,6 @@ def cart_add_item(*, cart: Cart, sku: str, quantity: int) -> CartLine:
         else:
             line.quantity = new_quantity
             line.save(update_fields=["quantity", "updated_at"])
-        Cart.objects.filter(pk=cart.pk).update(updated_at=timezone.now())
     return line
 
 

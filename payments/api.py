@@ -15,7 +15,7 @@ from common.idempotency import idempotent
 from common.metrics import metrics_webhook
 from common.openapi import api_errors, idempotency_key_header
 from common.permissions import HasModelPermission
-from orders.selectors import order_get_for_user, order_id_for_user
+from orders.selectors import order_get_for_user
 from payments.providers import payment_provider
 from payments.providers.base import WebhookPayloadInvalid, WebhookSignatureInvalid
 from payments.providers.simulated import NAME as SIMULATED
@@ -75,7 +75,7 @@ class OrderPaymentsApi(APIView):
     )
     @idempotent(scope="payment")
     def post(self, request: Request, order_id: int) -> Response:
-        order_id = order_id_for_user(user=request.user, order_id=order_id)  # the service loads and locks it
+        # payment_attempt_create locks the order and answers 404 unless it is the caller's
         data = PaymentCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         assert isinstance(request.user, User)  # IsAuthenticated

@@ -49,10 +49,10 @@ def test_cart_add_budget(shopper_client, user, django_assert_num_queries):
     _cart_of_two_lines(user)
     product = ProductFactory(on_hand=10)
 
-    # token+user 1, the cart 1 (read once: the answer reuses it), the product 1, adding 7
-    # (savepoints 2, cart lock, existing line?, free stock, line insert, cart touched), the
-    # answer's lines with products and stock 1
-    with django_assert_num_queries(11, info="POST /api/v1/cart/items/, a third line"):
+    # token+user 1, the cart 1 (read once: the answer reuses it), the product with its
+    # stock 1, adding 5 (savepoints 2, the cart touched, which locks it, existing line?,
+    # line insert), the answer's lines with products and stock 1
+    with django_assert_num_queries(9, info="POST /api/v1/cart/items/, a third line"):
         response = shopper_client.post("/api/v1/cart/items/", {"sku": product.sku, "quantity": 1}, format="json")
 
     assert response.status_code == 201, response.content
@@ -79,11 +79,11 @@ def test_checkout_budget(shopper_client, user, django_assert_num_queries):
 def test_payment_start_budget(shopper_client, user, django_assert_num_queries, django_capture_on_commit_callbacks):
     order = place_order(user=user)
 
-    # token+user 1, idempotency claim 3, the view's ownership check 1 (the service loads and
-    # locks the order), the service 6 (savepoints 2, order lock, processing attempt?, attempt,
-    # outbox), key completed 1, the savepoint pair that commits the change with its stored answer 2
+    # token+user 1, idempotency claim 3, the service 6 (savepoints 2, order lock, which is
+    # also the ownership check, processing attempt?, attempt, outbox), key completed 1, the
+    # savepoint pair that commits the change with its stored answer 2
     with (
-        django_assert_num_queries(14, info="POST /api/v1/orders/{id}/payments/, the request"),
+        django_assert_num_queries(13, info="POST /api/v1/orders/{id}/payments/, the request"),
         django_capture_on_commit_callbacks(execute=False) as after_commit,
     ):
         response = shopper_client.post(

@@ -378,3 +378,36 @@ def test_anonymous_cart_api_is_401(api_client):
     assert _error(listed) == (401, "not_authenticated")
     assert _error(added) == (401, "not_authenticated")
     assert CartLine.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_adds_of_one_product_to_one_cart_lose_no_unit():
+    # Each add reads the line, then writes quantity + 1 under the cart's row lock (taken by
+    # cart_touch's UPDATE): without it, adds that read the same quantity overwrite each other.
+    import threading
+
+    from django.db import connections
+
+    product, user = ProductFactory(on_hand=1000), UserFactory()
+    cart = cart_get_or_create(user=user)
+    threads_n = 12
+    start, errors = threading.Barrier(threads_n), []
+
+    def add() -> None:
+        try:
+            start.wait()
+            for _ in range(5):
+                cart_add_item(cart=cart, sku=product.sku, quantity=1)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=add) for _ in range(threads_n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert errors == []
+    assert list(CartLine.objects.filter(cart=cart).values_list("quantity", flat=True)) == [threads_n * 5]
