@@ -15,10 +15,12 @@ from django_structlog import signals as structlog_signals
 from django_structlog.app_settings import app_settings as structlog_settings
 from django_structlog.middlewares import RequestMiddleware
 from kombu.exceptions import OperationalError as BrokerError
+from rest_framework.throttling import BaseThrottle
 
 from common.errors import ErrorCode
 from common.metrics import metrics_observe_request
 
+_THROTTLE_IDENT = BaseThrottle()
 REQUEST_ID_HEADER = "X-Request-ID"
 _META_KEY = "HTTP_X_REQUEST_ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -58,6 +60,13 @@ class RequestLogMiddleware(RequestMiddleware):
             structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
         if structlog_settings.IP_LOGGING_ENABLED:
             self.bind_ip(request)
+
+    @classmethod
+    def bind_ip(cls, request: HttpRequest) -> None:
+        # The address the throttles key on (REMOTE_ADDR, or the one NUM_PROXIES trusted
+        # proxies saw), not django-ipware's guess from every header: the same answer for
+        # the log and the limits, and a tenth of the CPU.
+        structlog.contextvars.bind_contextvars(ip=_THROTTLE_IDENT.get_ident(request))  # type: ignore[arg-type]  # reads META only
 
 
 def _finished_with_user_agent(sender: Any, request: HttpRequest, log_kwargs: dict[str, Any], **kwargs: Any) -> None:

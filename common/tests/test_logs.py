@@ -200,6 +200,20 @@ def test_one_log_line_per_request_with_its_user_agent(db, client, json_log_lines
     assert mine[0]["ip"] == "127.0.0.1"
 
 
+@pytest.mark.parametrize(
+    ("proxies", "forwarded", "logged"),
+    [
+        (0, "203.0.113.9", "127.0.0.1"),  # no trusted proxy: the header is the client's word only
+        (1, "198.51.100.1, 203.0.113.9", "203.0.113.9"),  # what the one proxy (nginx) saw
+    ],
+)
+def test_the_logged_ip_is_the_one_the_throttles_key_on(db, client, json_log_lines, settings, proxies, forwarded, logged):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": proxies}
+    client.get("/api/v1/products/", HTTP_X_REQUEST_ID="req-ip", HTTP_X_FORWARDED_FOR=forwarded)
+    (line,) = [line for line in json_log_lines() if line.get("request_id") == "req-ip"]
+    assert line["ip"] == logged
+
+
 def test_mask_text_leaves_plain_text_alone_and_masks_the_rest():
     plain = "order 42 paid; invoice INV-7 issued"
     assert mask_text(plain) is plain
