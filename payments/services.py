@@ -128,9 +128,8 @@ def payment_attempt_create(
                     f"The items of order #{order.pk} are no longer reserved; please order again.",
                     details={"order_id": order.pk, "reservation_expires_at": order.reservation_expires_at.isoformat()},
                 )
-            current = _processing_attempt(order_id=order.pk)
-            if current is not None:
-                raise _in_progress(current)
+            # One attempt processing per order: the partial unique index refuses a second one
+            # (IntegrityError, below), so there is no SELECT for it first.
             # The policy may lock rows after the order (a staff-billed order's invoice).
             amount = amount_policy(order, amount)
             reference = provider.new_reference()
@@ -157,14 +156,10 @@ def payment_attempt_create(
         if not _is_one_processing_violation(exc):
             raise
         current = PaymentAttempt.objects.filter(order_id=order_id, status=PaymentStatus.PROCESSING).first()
-        if current is None:
+        if current is None:  # it ended meanwhile
             raise PaymentInProgress("A payment for this order is already being processed.") from exc
         raise _in_progress(current) from exc
     return attempt
-
-
-def _processing_attempt(*, order_id: int) -> PaymentAttempt | None:
-    return PaymentAttempt.objects.filter(order_id=order_id, status=PaymentStatus.PROCESSING).first()
 
 
 def _in_progress(current: PaymentAttempt) -> PaymentInProgress:

@@ -207,7 +207,9 @@ def test_one_log_line_per_request_with_its_user_agent(db, client, json_log_lines
         (1, "198.51.100.1, 203.0.113.9", "203.0.113.9"),  # what the one proxy (nginx) saw
     ],
 )
-def test_the_logged_ip_is_the_one_the_throttles_key_on(db, client, json_log_lines, settings, proxies, forwarded, logged):
+def test_the_logged_ip_is_the_one_the_throttles_key_on(
+    db, client, json_log_lines, settings, proxies, forwarded, logged
+):
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": proxies}
     client.get("/api/v1/products/", HTTP_X_REQUEST_ID="req-ip", HTTP_X_FORWARDED_FOR=forwarded)
     (line,) = [line for line in json_log_lines() if line.get("request_id") == "req-ip"]

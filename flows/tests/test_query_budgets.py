@@ -79,11 +79,12 @@ def test_checkout_budget(shopper_client, user, django_assert_num_queries):
 def test_payment_start_budget(shopper_client, user, django_assert_num_queries, django_capture_on_commit_callbacks):
     order = place_order(user=user)
 
-    # token+user 1, idempotency claim 3, the service 6 (savepoints 2, order lock, which is
-    # also the ownership check, processing attempt?, attempt, outbox), key completed 1, the
-    # savepoint pair that commits the change with its stored answer 2
+    # token+user 1, idempotency claim 3, the service 5 (savepoints 2, order lock, which is
+    # also the ownership check, attempt, whose partial unique index refuses a second one
+    # processing, outbox), key completed 1, the savepoint pair that commits the change with
+    # its stored answer 2
     with (
-        django_assert_num_queries(13, info="POST /api/v1/orders/{id}/payments/, the request"),
+        django_assert_num_queries(12, info="POST /api/v1/orders/{id}/payments/, the request"),
         django_capture_on_commit_callbacks(execute=False) as after_commit,
     ):
         response = shopper_client.post(

@@ -13,7 +13,6 @@ from inventory.models import Reservation, ReservationStatus, Stock
 from orders.models import Order, OrderStatus
 from orders.services import order_cancel, orders_expire_unpaid
 from outbox.models import OutboxEvent
-from payments import services
 from payments.models import FailureCode, PaymentAttempt, PaymentStatus
 from payments.services import (
     PaymentInProgress,
@@ -186,12 +185,11 @@ def test_the_database_allows_one_processing_attempt_per_order():
         )
 
 
-def test_a_race_past_the_check_is_turned_into_a_clean_conflict(monkeypatch):
-    """The partial unique index is the last line of defence: if the check is passed (as by
-    a writer that did not take the order lock), the IntegrityError becomes a 409."""
+def test_a_second_attempt_while_one_processes_is_a_clean_conflict():
+    """The partial unique index is the check (no SELECT before the INSERT): its
+    IntegrityError becomes a 409 naming the attempt in progress, and nothing is written."""
     order = place_order()
     first = attempt_for(order)
-    monkeypatch.setattr(services, "_processing_attempt", lambda **kwargs: None)
 
     with pytest.raises(PaymentInProgress) as exc:
         attempt_for(order)
