@@ -118,7 +118,23 @@ def order_payment_status(*, order: Order) -> str:
     latest = latest_payment_attempt_status(order=order)
     if order.status == OrderStatus.PENDING_PAYMENT and latest in ("processing", "failed"):
         return latest
+    if latest is not None and applying_payment(order=order, latest_status=latest):
+        return "processing"
     return "unpaid"
+
+
+def applying_payment(*, order: Order, latest_status: str, refund_required: bool = False) -> bool:
+    """A storefront order awaiting payment whose latest attempt succeeded: its paid status
+    commits with that success, so a page or answer that reads both saw a read overlap that
+    commit (each statement sees what was committed when it began). It is being paid: shown
+    as processing, so the page asks again. (A staff-billed order, placed at finalize, can
+    await the rest of its invoice after a partial payment: that stays unpaid.)"""
+    return (
+        order.status == OrderStatus.PENDING_PAYMENT
+        and order.placed_at is None
+        and latest_status == "succeeded"
+        and not refund_required
+    )
 
 
 def latest_payment_attempt_status(*, order: Order) -> str | None:

@@ -6,6 +6,7 @@ from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from orders.models import PAID_STATES, Order, OrderStatus
+from orders.selectors import applying_payment
 from payments.models import DeliveryStatus, PaymentAttempt, PaymentStatus, Refund, SimulatedDelivery
 
 
@@ -77,6 +78,8 @@ def payment_summary_for_order(*, order: Order) -> PaymentSummary:
         return PaymentSummary("processing", "Processing", latest, False, refund_pending, _processing_is_slow(latest))
     if latest.status == PaymentStatus.FAILED:
         return PaymentSummary("failed", "Failed", latest, holds, refund_pending)
+    if applying_payment(order=order, latest_status=latest.status, refund_required=latest.refund_required):
+        return PaymentSummary("processing", "Processing", latest, False, refund_pending)
     return PaymentSummary("unpaid", "Awaiting payment", latest, holds, refund_pending)
 
 

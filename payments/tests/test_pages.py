@@ -158,6 +158,25 @@ def test_payment_block_shows_processing_then_paid(shopper, client, order):
     assert "data-polling" not in paid
 
 
+def test_a_read_that_overlaps_the_paid_commit_shows_processing_and_keeps_polling(shopper, order):
+    # Each statement sees what was committed when it began: a page that read the order just
+    # before the webhook's commit and its attempts just after sees a succeeded payment on an
+    # order still awaiting it (make run's browser journey hit it). That is a payment being
+    # applied, so the page keeps asking; "Awaiting payment" and a Pay button would stop it.
+    attempt = attempt_for(order)
+    PaymentAttempt.objects.filter(pk=attempt.pk).update(status=PaymentStatus.SUCCEEDED, completed_at=timezone.now())
+
+    block = _payment_block(shopper, order)
+
+    assert 'data-testid="payment-status">Processing<' in block
+    assert 'data-polling="true"' in block
+    assert 'id="pay-now"' not in block
+    assert order_payment_status(order=orders_for_list(user=order.user).get(pk=order.pk)) == "processing"
+    # A staff-billed order is placed at finalize and may await the rest after a part payment.
+    Order.objects.filter(pk=order.pk).update(placed_at=timezone.now())
+    assert order_payment_status(order=orders_for_list(user=order.user).get(pk=order.pk)) == "unpaid"
+
+
 def test_payment_block_shows_the_failure_and_try_again_while_reserved(shopper, client, order):
     attempt = attempt_for(order, payment_method="pm_card_declined")
     post_webhook(client, event_body(attempt, "payment.failed", failure_reason="Your card was declined."))
