@@ -14,13 +14,9 @@
    orders placed through the real cart, checkout and paid-transition services at a steady
    pace, numbered by a real worker; p50, p90, p99, max.
 
-4. The shopper flow over HTTP (bench/flow.py), on the database re-created once more: the
-   runs above leave thousands of issued invoices whose customer e-mails and PDFs would
-   otherwise be sent through the whole load.
-
 Everything runs in a dedicated database (BENCH_DATABASE_URL, dropped and re-created) and a
-dedicated Redis database (BENCH_REDIS_URL, flushed). The numbers of every series are checked
-to be exactly 1..N after the numbering runs and again after the flow.
+dedicated Redis database (BENCH_REDIS_URL, flushed). At the end the numbers of the series
+are checked to be exactly 1..N.
 
     .venv/bin/python bench/run.py [--invoices 2000] [--orders 200] [--concurrency 4]
                                   [--write-results bench/RESULTS.md]
@@ -638,7 +634,7 @@ def render(
         f"| placement to number, p99 | **{latency.pct(99):.2f} s** |",
         f"| placement to number, max | {max(latency.seconds):.2f} s |",
         f"| attempts per invoice, mean / max | {statistics.mean(latency.attempts):.2f} / {max(latency.attempts)} |",
-        f"| gap audit of series {SERIES} after the numbering runs | {count} numbers, max {top}, {distinct} distinct: "
+        f"| gap audit of series {SERIES} after all runs | {count} numbers, max {top}, {distinct} distinct: "
         f"{'1..N complete' if complete else 'GAPS OR DUPLICATES'} |",
     ]
     return "\n".join(lines)
@@ -731,16 +727,7 @@ def main() -> int:
     latency = bench_latency(
         count=args.orders, concurrency=args.concurrency, per_second=args.per_second, log_dir=log_dir
     )
-    audit = gap_audit()
-    audits = gap_audit_all()
-    # The shopper flow gets a database of its own: the runs above leave ~8,000 issued invoices
-    # whose customer e-mails (each rendering its PDF) beat would otherwise send on the
-    # documents queue all through the HTTP load, which measures the shop, not that backlog.
-    from django.db import connections
-
-    connections.close_all()
     broker_flush()
-    database_recreate()
     load_flow = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     flow_result = flow.bench_flow(
         env=bench_env(),
@@ -754,7 +741,8 @@ def main() -> int:
         drain_s=args.flow_drain,
         failure_rate=args.failure_rate,
     )
-    audits |= {f"{name} (shopper flow)": counts for name, counts in gap_audit_all().items()}
+    audit = gap_audit()
+    audits = gap_audit_all()
     broker_flush()
 
     table = render(worker=worker, service=service, raw=raw, latency=latency, audit=audit)
