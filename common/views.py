@@ -64,7 +64,7 @@ def signup(request: HttpRequest, after_login: AfterLogin | None = None) -> HttpR
     if request.method == "POST" and form.is_valid():
         old_key = request.session.session_key
         user = form.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, user, backend="common.auth.UserBackend")
         if after_login is not None:
             after_login(request, old_key)
         messages.success(request, f"Welcome, {user.get_username()}! Your account is ready.")

@@ -3,11 +3,15 @@ written once, in flows/__init__.py)."""
 
 from django.utils import timezone
 
+from common.db import RowLookup
 from orders.models import Cart, DraftOrder, Order
+
+_cart_for_update = RowLookup(Cart, for_update=True)
+_order_for_update = RowLookup(Order, for_update=True)
 
 
 def cart_lock(*, cart_id: int) -> Cart | None:
-    return Cart.objects.select_for_update().filter(pk=cart_id).first()
+    return _cart_for_update(cart_id)
 
 
 def cart_touch(*, cart_id: int) -> bool:
@@ -26,7 +30,10 @@ def draft_lock(*, draft_id: int) -> DraftOrder | None:
 
 def order_lock(*, order_id: int) -> Order:
     """Raises Order.DoesNotExist."""
-    return Order.objects.select_for_update().get(pk=order_id)
+    order = _order_for_update(order_id)
+    if order is None:
+        raise Order.DoesNotExist(f"No order {order_id}.")
+    return order
 
 
 def order_lock_or_skip(*, order_id: int) -> Order | None:

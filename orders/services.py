@@ -17,7 +17,7 @@ from django.db.models import F, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from common.db import atomic_joined, relation_prefetched_set
+from common.db import RowLookup, atomic_joined, relation_prefetched_set
 from common.errors import ApplicationError, IllegalTransition, NotFound, ValidationFailed
 from common.money import money_round
 from inventory.models import Product, Stock
@@ -53,10 +53,15 @@ class CartEmpty(ApplicationError):
 # --- Cart ------------------------------------------------------------------------------------
 
 
+_cart_of_user = RowLookup(Cart, "user")
+
+
 def cart_get_or_create(*, user: User | None = None, session_key: str | None = None) -> Cart:
     """The cart of a signed-in user, or of an anonymous session."""
     if (user is None) == (session_key is None):
         raise ValueError("a cart belongs to a user or to a session")
+    if user is not None and (cart := _cart_of_user(user.pk)) is not None:
+        return cart
     lookup: dict[str, Any] = {"user": user} if user is not None else {"session_key": session_key}
     try:
         cart, _ = Cart.objects.get_or_create(**lookup)

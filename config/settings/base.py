@@ -202,7 +202,7 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
 # Axes first: it refuses locked-out clients before the password is checked.
-AUTHENTICATION_BACKENDS = ["common.security.AxesBackend", "django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = ["common.security.AxesBackend", "common.auth.UserBackend"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -124,7 +124,7 @@ def test_payment_answers_201_with_redis_down_and_beat_submits_the_lost_charge(cl
     attempt.refresh_from_db()
     assert attempt.charge_submitted_at is not None
     [delivery] = SimulatedDelivery.objects.filter(attempt=attempt)
-    assert (delivery.step, delivery.event_type) == (0, "payment.processing")
+    assert (delivery.step, delivery.event_type) == (0, "payment.succeeded")
     assert submitted == [delivery.pk]
     assert payment_charges_resubmit(now=timezone.now() + timedelta(seconds=60)) == 0  # once
 

@@ -6,8 +6,8 @@ signed per Standard Webhooks, to settings.PAYMENT_WEBHOOK_URL (the app's own end
 retrying with backoff while the endpoint is down; beat re-kicks deliveries whose message
 was lost. Test methods:
 
-- pm_card_success:  processing, succeeded
-- pm_card_declined: processing, failed ("Your card was declined.")
+- pm_card_success:  succeeded
+- pm_card_declined: failed ("Your card was declined.")
 - pm_card_slow:     processing, then succeeded after PAYMENT_SIM_SLOW_S seconds
 - pm_card_flaky:    processing, succeeded, the same succeeded again (same webhook-id),
                     then a stale processing event (older created_at, new id) after the final one
@@ -15,6 +15,10 @@ was lost. Test methods:
 - pm_card_refund_fails: pays like pm_card_success; its refunds fail ("refund declined")
 - pm_card_refund_flaky: pays like pm_card_success; a refund's succeeded webhook arrives
                     twice (same webhook-id), then a stale refund.failed (older created_at)
+
+A card the issuer answers at once settles with one webhook, as real providers do (Stripe
+sends no `processing` event for a card payment): only the methods that settle later say
+`processing` first.
 
 Refunds (refund_submit) play a script of refund events for the refund's reference:
 refund.succeeded for every other method.
@@ -111,8 +115,8 @@ def simulated_script(script: str) -> list[Step]:
     succeeded = Step(PaymentEventType.SUCCEEDED, "succeeded")
     refunded = Step(PaymentEventType.REFUND_SUCCEEDED, "refund-succeeded")
     scripts = {
-        "pm_card_success": [processing, succeeded],
-        "pm_card_declined": [processing, Step(PaymentEventType.FAILED, "failed", failure_reason=DECLINED_REASON)],
+        "pm_card_success": [succeeded],
+        "pm_card_declined": [Step(PaymentEventType.FAILED, "failed", failure_reason=DECLINED_REASON)],
         "pm_card_slow": [
             processing,
             Step(PaymentEventType.SUCCEEDED, "succeeded", delay_s=float(settings.PAYMENT_SIM_SLOW_S)),
@@ -124,8 +128,8 @@ def simulated_script(script: str) -> list[Step]:
             Step(PaymentEventType.PROCESSING, "processing-late", stale=True),
         ],
         CANCEL_SCRIPT: [processing, Step(PaymentEventType.FAILED, "failed", failure_reason=CANCELED_REASON)],
-        "pm_card_refund_fails": [processing, succeeded],
-        "pm_card_refund_flaky": [processing, succeeded],
+        "pm_card_refund_fails": [succeeded],
+        "pm_card_refund_flaky": [succeeded],
         REFUND_SCRIPT: [refunded],
         "refund_fails": [Step(PaymentEventType.REFUND_FAILED, "refund-failed", failure_reason=REFUND_DECLINED_REASON)],
         "refund_flaky": [

@@ -72,15 +72,18 @@ def _make_due(delivery: SimulatedDelivery) -> None:
 
 def test_charging_stores_the_first_webhook_as_owed_and_kicks_it(attempt, kicks):
     [first] = SimulatedDelivery.objects.filter(attempt=attempt)
-    assert (first.step, first.event_type, first.status, first.tries) == (0, "payment.processing", "scheduled", 0)
-    assert first.event_id == f"evt_{attempt.provider_reference}_processing"
+    # A card settles at once: its one webhook is the success (no `processing` first).
+    assert (first.step, first.event_type, first.status, first.tries) == (0, "payment.succeeded", "scheduled", 0)
+    assert first.event_id == f"evt_{attempt.provider_reference}_succeeded"
     assert first.url.endswith("/api/v1/webhooks/payments/")
     assert [k["delivery_id"] for k in kicks] == [first.pk]
 
 
 def test_a_delivered_step_stores_the_next_one_and_is_never_sent_twice(
-    attempt, kicks, monkeypatch, django_capture_on_commit_callbacks
+    paid_attempt, kicks, monkeypatch, settings, django_capture_on_commit_callbacks
 ):
+    settings.PAYMENT_SIM_SLOW_S = 0  # processing, then succeeded at once
+    attempt = paid_attempt("pm_card_slow")
     endpoint = Endpoint(monkeypatch, 204)
     first = SimulatedDelivery.objects.get(attempt=attempt, step=0)
 
@@ -162,7 +165,7 @@ def test_beat_rekicks_only_scheduled_deliveries_whose_time_has_passed(
     lost = SimulatedDelivery.objects.get(attempt=attempt, step=0)
     SimulatedDelivery.objects.filter(pk=lost.pk).update(next_attempt_at=now - KICK_GRACE - timedelta(seconds=1))
     later = simulated_delivery_schedule(
-        attempt=attempt, script="pm_card_success", step=1, started_at=now, due_at=now + timedelta(minutes=5)
+        attempt=attempt, script="pm_card_slow", step=1, started_at=now, due_at=now + timedelta(minutes=5)
     )
     other = paid_attempt("pm_card_declined")
     done = SimulatedDelivery.objects.get(attempt=other, step=0)
