@@ -9,6 +9,11 @@ from typing import Any
 
 import redis
 import structlog
+from csp.constants import HEADER, HEADER_REPORT_ONLY
+from csp.middleware import CheckableLazyObject
+from csp.middleware import CSPMiddleware as BaseCSPMiddleware
+from csp.utils import build_policy
+from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django_structlog import signals as structlog_signals
@@ -89,6 +94,47 @@ class MetricsMiddleware:
         started = time.perf_counter()
         response = self.get_response(request)
         metrics_observe_request(request=request, status=response.status_code, seconds=time.perf_counter() - started)
+        return response
+
+
+class CSPMiddleware(BaseCSPMiddleware):
+    """django-csp's middleware, with the policy built once per settings: django-csp rebuilds
+    the same header string (and the report-only one) on every response. Whatever asks for
+    something of its own (a nonce, a view's csp_exempt/update/replace/config, DEBUG's
+    technical 404/500 pages) still goes through django-csp unchanged."""
+
+    _OWN = (
+        "_csp_exempt", "_csp_config", "_csp_update", "_csp_replace",
+        "_csp_exempt_ro", "_csp_config_ro", "_csp_update_ro", "_csp_replace_ro",
+    )  # fmt: skip
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        super().__init__(get_response)
+        self._built: tuple[object, object, dict[str, str]] | None = None
+
+    def _headers(self) -> dict[str, str]:
+        policy = getattr(settings, "CONTENT_SECURITY_POLICY", None)
+        report_only = getattr(settings, "CONTENT_SECURITY_POLICY_REPORT_ONLY", None)
+        if self._built is None or self._built[0] is not policy or self._built[1] is not report_only:
+            headers = {HEADER: build_policy(), HEADER_REPORT_ONLY: build_policy(report_only=True)}
+            self._built = (policy, report_only, {name: value for name, value in headers.items() if value})
+        return self._built[2]
+
+    def process_response(self, request: HttpRequest, response: Any) -> Any:
+        if (
+            getattr(request, "_csp_nonce", None) is not None
+            or any(hasattr(response, name) for name in self._OWN)
+            or (settings.DEBUG and response.status_code in (404, 500))
+        ):
+            return super().process_response(request, response)
+        for header, value in self._headers().items():
+            config = getattr(settings, "CONTENT_SECURITY_POLICY_REPORT_ONLY" if header == HEADER_REPORT_ONLY
+                             else "CONTENT_SECURITY_POLICY", None) or {}  # fmt: skip
+            excluded = tuple(config.get("EXCLUDE_URL_PREFIXES", None) or ())
+            if header not in response and not request.path_info.startswith(excluded):
+                response[header] = value
+        # As django-csp: a nonce asked for after the header was written is an error, not a silent gap.
+        request.csp_nonce = CheckableLazyObject(self._csp_nonce_post_response)  # type: ignore[attr-defined]
         return response
 
 

@@ -35,7 +35,8 @@ def test_a_user_read_by_pk_equals_the_orm_row(first, last, active, staff):
 
     assert type(found) is User
     assert _columns(found) == _columns(User.objects.get(pk=user.pk))
-    assert found._state.adding is False and found._state.db == "default"
+    assert found._state.adding is False
+    assert found._state.db == "default"
 
 
 def test_an_order_with_decimals_json_and_times_equals_the_orm_row():

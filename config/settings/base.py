@@ -72,7 +72,7 @@ MIDDLEWARE = [
     "common.middleware.RequestIdMiddleware",  # X-Request-ID in and out
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "common.middleware.MetricsMiddleware",  # after whitenoise: static files are not counted
-    "csp.middleware.CSPMiddleware",
+    "common.middleware.CSPMiddleware",  # django-csp, the policy built once (not per response)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
