@@ -25,7 +25,7 @@ Each concurrency step runs a warm-up, then a measured window; in the window:
 - the invoice-block polls' latency (200s and 304s);
 - web CPU: the web tier's CPU time (nginx and the three gunicorn pools, masters and
   workers; utime + stime from /proc) over the window, per accepted order (cart, checkout,
-  pay, the provider's two webhooks, the polls).
+  pay, the provider's webhook (one: a card settles at once), the polls).
 After the window the shoppers stop, every accepted order must get its number (bounded wait),
 and the documents queue is drained (bounded) before the next step.
 """
@@ -823,9 +823,10 @@ NOTES = """How to read them:
 - **Accepted**: pay answered 201 within the window. **Completed**: the order's invoice
   number became visible in PostgreSQL within the window (a watcher reads every 50 ms);
   pay -> number runs from the pay answer to that moment, so it includes the simulated
-  provider's two webhooks, the payment-succeeded flow and numbering with its retries.
+  provider's webhook (`pm_card_success` settles at once: one `payment.succeeded`, as a
+  real provider sends for a card), the payment-succeeded flow and numbering with its retries.
 - **Web CPU** is the utime + stime of the web tier (nginx and the three gunicorn pools,
   masters and workers) over the window, divided by the accepted orders: cart, checkout,
-  pay, both webhooks and the polls.
+  pay, the webhook and the polls.
 - The client runs on the same 2 cores as everything else (its own CPU is in the logs).
 """
