@@ -28,6 +28,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from common.db import instance_insert
 from common.errors import ApplicationError, ErrorCode
 from common.models import IdempotencyKey
 
@@ -111,13 +112,15 @@ def idempotency_begin(*, owner: str, scope: str, key: str, fingerprint: str) -> 
             # Outside a transaction (as on every request) the INSERT commits by itself: no
             # BEGIN/COMMIT round trips; inside one (tests) a savepoint keeps it usable on conflict.
             with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
-                return IdempotencyKey.objects.create(
-                    owner=owner,
-                    scope=scope,
-                    key=key,
-                    fingerprint=fingerprint,
-                    created_at=now,
-                    expires_at=now + settings.IDEMPOTENCY_KEY_TTL,
+                return instance_insert(
+                    IdempotencyKey(
+                        owner=owner,
+                        scope=scope,
+                        key=key,
+                        fingerprint=fingerprint,
+                        created_at=now,
+                        expires_at=now + settings.IDEMPOTENCY_KEY_TTL,
+                    )
                 )
         except IntegrityError:
             pass

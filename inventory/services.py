@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils.text import slugify
 
+from common.db import instances_insert
 from common.errors import Conflict, ValidationFailed
 from inventory.images import image_thumbnail
 from inventory.locks import reservations_lock_active
@@ -61,9 +62,11 @@ def stock_reserve(*, quantities: dict[int, int]) -> None:
 def reservations_create(*, lines: Iterable[tuple[int, int, int]], expires_at: datetime) -> list[Reservation]:
     """Record the holds taken by stock_reserve: (order_line_id, product_id, quantity) each."""
     _require_transaction()
-    return Reservation.objects.bulk_create(
-        Reservation(order_line_id=line_id, product_id=product_id, quantity=qty, expires_at=expires_at)
-        for line_id, product_id, qty in lines
+    return instances_insert(
+        [
+            Reservation(order_line_id=line_id, product_id=product_id, quantity=qty, expires_at=expires_at)
+            for line_id, product_id, qty in lines
+        ]
     )
 
 

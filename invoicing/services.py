@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from common.backoff import backoff_s
 from common.commit import on_commit_robust
+from common.db import instance_insert, instances_insert
 from common.errors import Conflict, IllegalTransition, NotFound, ValidationFailed
 from common.metrics import metrics_invoice_attempt, metrics_invoice_issued, metrics_invoice_simulated_failure
 from common.money import ZERO, money_allocate, money_round
@@ -110,33 +111,37 @@ def invoice_create_for_order(*, order: Order, terms: InvoiceTerms | None = None)
         return existing
     terms = terms or InvoiceTerms()
     lines = list(order.lines.all())
-    invoice = Invoice.objects.create(
-        order=order,
-        series=settings.INVOICE_SERIES,
-        currency=order.currency,
-        subtotal=order.subtotal,
-        discount=order.discount,
-        shipping=order.shipping,
-        tax=order.tax,
-        total=order.total,
-        seller_details=dict(settings.SELLER),
-        billing_details=terms.billing_details or billing_details_from_address(order.shipping_address),
-        tax_breakdown=invoice_tax_breakdown(order=order, lines=lines),
-        due_days=terms.due_days,
-        allow_partial=terms.allow_partial,
-        notes=terms.notes,
-    )
-    InvoiceLine.objects.bulk_create(
-        InvoiceLine(
-            invoice=invoice,
-            sku=line.sku,
-            description=line.name,
-            quantity=line.quantity,
-            unit_price=line.unit_price,
-            tax_rate=line.tax_rate,
-            line_total=line.line_total,
+    invoice = instance_insert(
+        Invoice(
+            order=order,
+            series=settings.INVOICE_SERIES,
+            currency=order.currency,
+            subtotal=order.subtotal,
+            discount=order.discount,
+            shipping=order.shipping,
+            tax=order.tax,
+            total=order.total,
+            seller_details=dict(settings.SELLER),
+            billing_details=terms.billing_details or billing_details_from_address(order.shipping_address),
+            tax_breakdown=invoice_tax_breakdown(order=order, lines=lines),
+            due_days=terms.due_days,
+            allow_partial=terms.allow_partial,
+            notes=terms.notes,
         )
-        for line in lines
+    )
+    instances_insert(
+        [
+            InvoiceLine(
+                invoice=invoice,
+                sku=line.sku,
+                description=line.name,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                tax_rate=line.tax_rate,
+                line_total=line.line_total,
+            )
+            for line in lines
+        ]
     )
     outbox_record(
         event_type="invoice.created",

@@ -17,7 +17,7 @@ from django.db.models import F, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from common.db import RowLookup, atomic_joined, relation_prefetched_set
+from common.db import RowLookup, atomic_joined, instance_insert, instances_insert, relation_prefetched_set
 from common.errors import ApplicationError, IllegalTransition, NotFound, ValidationFailed
 from common.money import money_round
 from inventory.models import Product, Stock
@@ -117,7 +117,7 @@ def cart_add_item(*, cart: Cart, sku: str, quantity: int) -> CartLine:
             _validate_quantity(product=product, quantity=quantity)
         _validate_quantity(product=product, quantity=new_quantity)
         if line is None:
-            line = CartLine.objects.create(cart=cart, product=product, quantity=new_quantity)
+            line = instance_insert(CartLine(cart=cart, product=product, quantity=new_quantity))
         else:
             line.quantity = new_quantity
             line.save(update_fields=["quantity", "updated_at"])
@@ -187,29 +187,31 @@ def order_place(
     Shared by checkout and draft finalization; runs in the caller's transaction.
 
     `reservation_expires_at=None` means the holds never expire (staff-billed orders)."""
-    order = Order.objects.create(
-        user=user,
-        status=OrderStatus.PENDING_PAYMENT,
-        currency=totals.currency,
-        subtotal=totals.subtotal,
-        discount=totals.discount,
-        shipping=totals.shipping,
-        tax=totals.tax,
-        total=totals.total,
-        coupon_code=coupon_code.strip().upper(),
-        shipping_address=shipping_address,
-        email=email or user.email,
-        reservation_expires_at=reservation_expires_at,
-        placed_at=placed_at,
+    order = instance_insert(
+        Order(
+            user=user,
+            status=OrderStatus.PENDING_PAYMENT,
+            currency=totals.currency,
+            subtotal=totals.subtotal,
+            discount=totals.discount,
+            shipping=totals.shipping,
+            tax=totals.tax,
+            total=totals.total,
+            coupon_code=coupon_code.strip().upper(),
+            shipping_address=shipping_address,
+            email=email or user.email,
+            reservation_expires_at=reservation_expires_at,
+            placed_at=placed_at,
+        )
     )
     for line in lines:
         line.order = order
-    order_lines = OrderLine.objects.bulk_create(lines)
+    order_lines = instances_insert(lines)
     reservations_create(
         lines=[(ol.pk, ol.product_id, ol.quantity) for ol in order_lines if ol.product_id is not None],
         expires_at=reservation_expires_at or RESERVATION_NO_EXPIRY,
     )
-    OrderStatusChange.objects.create(order=order, from_status="", to_status=order.status, reason=reason, actor=actor)
+    instance_insert(OrderStatusChange(order=order, from_status="", to_status=order.status, reason=reason, actor=actor))
     outbox_record(
         event_type="order.created",
         aggregate=order,
@@ -311,8 +313,8 @@ def order_transition(
                 details={"from": current, "to": to},
             )
         order.status = to
-        OrderStatusChange.objects.create(
-            order=order, from_status=from_status, to_status=to, reason=reason[:200], actor=actor
+        instance_insert(
+            OrderStatusChange(order=order, from_status=from_status, to_status=to, reason=reason[:200], actor=actor)
         )
         outbox_record(
             event_type=f"order.{to}",

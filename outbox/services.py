@@ -13,6 +13,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from common.commit import on_commit_robust
+from common.db import instance_insert
 from outbox.models import OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -32,12 +33,14 @@ def outbox_record(
     `kick=False`: the caller kicks the relay once for many events (outbox_kick_on_commit)."""
     if not connection.in_atomic_block:
         raise OutboxOutsideTransaction("outbox_record must run inside transaction.atomic()")
-    event = OutboxEvent.objects.create(
-        aggregate_type=aggregate._meta.label_lower,
-        aggregate_id=str(aggregate.pk),
-        event_type=event_type,
-        payload=json.loads(json.dumps(payload or {}, cls=DjangoJSONEncoder)),
-        metadata=outbox_metadata(),
+    event = instance_insert(
+        OutboxEvent(
+            aggregate_type=aggregate._meta.label_lower,
+            aggregate_id=str(aggregate.pk),
+            event_type=event_type,
+            payload=json.loads(json.dumps(payload or {}, cls=DjangoJSONEncoder)),
+            metadata=outbox_metadata(),
+        )
     )
     if kick:
         outbox_kick_on_commit()

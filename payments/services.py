@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from common.commit import on_commit_robust
-from common.db import instance_insert_unless_conflict
+from common.db import instance_insert, instance_insert_unless_conflict
 from common.errors import Conflict, IllegalTransition, NotFound, ValidationFailed
 from orders.locks import order_lock, order_lock_or_skip
 from orders.models import Order, OrderStatus
@@ -133,16 +133,18 @@ def payment_attempt_create(
             # The policy may lock rows after the order (a staff-billed order's invoice).
             amount = amount_policy(order, amount)
             reference = provider.new_reference()
-            attempt = PaymentAttempt.objects.create(
-                order=order,
-                amount=amount,
-                currency=order.currency,
-                provider=provider.name,
-                provider_reference=reference,
-                payment_method=payment_method,
-                status=PaymentStatus.PROCESSING,
-                redirect_url="" if payment_method else provider.hosted_page_url(provider_reference=reference),
-                charge_requested_at=now if payment_method else None,
+            attempt = instance_insert(
+                PaymentAttempt(
+                    order=order,
+                    amount=amount,
+                    currency=order.currency,
+                    provider=provider.name,
+                    provider_reference=reference,
+                    payment_method=payment_method,
+                    status=PaymentStatus.PROCESSING,
+                    redirect_url="" if payment_method else provider.hosted_page_url(provider_reference=reference),
+                    charge_requested_at=now if payment_method else None,
+                )
             )
             # Provider hook (base.PaymentProvider.prepare): Stripe opens its Checkout Session
             # here and returns its URL; the simulated provider returns "" (nothing changes).

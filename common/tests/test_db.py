@@ -1,20 +1,25 @@
-"""common.db.RowLookup: the compiled hot reads answer exactly what the ORM answers, lock
-when asked to, and refuse a field that could match many rows."""
+"""common.db: the compiled hot reads (RowLookup) answer exactly what the ORM answers, lock
+when asked to, and refuse a field that could match many rows; the cached INSERTs
+(instance_insert, instances_insert) write the rows the ORM's create and bulk_create write."""
 
 import threading
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import OperationalError, connection, connections, transaction
+from django.db import IntegrityError, OperationalError, connection, connections, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common.auth import UserBackend
-from common.db import RowLookup
+from common.db import RowLookup, instance_insert, instances_insert
+from common.models import IdempotencyKey
 from common.tests.factories import UserFactory
 from common.tests.helpers import place_order
-from orders.models import Cart, Order
+from orders.models import Cart, Order, OrderStatusChange
+from outbox.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -105,3 +110,55 @@ def test_a_signed_in_session_and_a_password_change_signs_it_out(client: Client):
     user.save()
 
     assert client.get("/api/v1/cart/").status_code == 401  # the session hash no longer matches
+
+
+def _row(model, pk):
+    return _columns(model.objects.get(pk=pk))
+
+
+payloads = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**31), 2**31) | names,  # jsonb takes no NUL
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(names, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=payloads, reason=names)
+def test_an_inserted_row_equals_the_one_the_orm_creates(payload, reason):
+    order = place_order(user=UserFactory())
+    ours = instance_insert(OrderStatusChange(order=order, from_status="paid", to_status="shipped", reason=reason))
+    theirs = OrderStatusChange.objects.create(order=order, from_status="paid", to_status="shipped", reason=reason)
+    event = instance_insert(OutboxEvent(aggregate_type="t", aggregate_id="1", event_type="x", payload={"p": payload}))
+
+    assert ours.pk is not None
+    assert ours.created_at is not None  # auto_now_add, as save() sets it
+    assert ours._state.adding is False
+    mine, orms = _row(OrderStatusChange, ours.pk), _row(OrderStatusChange, theirs.pk)
+    assert {k: v for k, v in mine.items() if k not in ("id", "created_at")} == {
+        k: v for k, v in orms.items() if k not in ("id", "created_at")
+    }
+    assert _row(OutboxEvent, event.pk) == _columns(event)  # a uuid pk made in Python is kept
+
+
+def test_a_unique_violation_raises_as_from_save_and_changes_nothing():
+    row = {"owner": "u:1", "scope": "checkout", "key": "k", "fingerprint": "f"}
+    instance_insert(IdempotencyKey(**row, created_at=timezone.now(), expires_at=timezone.now()))
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        instance_insert(IdempotencyKey(**row, created_at=timezone.now(), expires_at=timezone.now()))
+    assert IdempotencyKey.objects.filter(key="k").count() == 1
+
+
+def test_many_rows_go_in_chunks_where_the_database_caps_parameters(monkeypatch):
+    order = place_order(user=UserFactory())
+    monkeypatch.setattr(connection.features, "max_query_params", 14)  # 7 columns: 2 rows a statement
+    rows = [OrderStatusChange(order=order, from_status="", to_status="paid", reason=str(n)) for n in range(5)]
+
+    with CaptureQueriesContext(connection) as queries:
+        instances_insert(rows)
+
+    assert len(queries) == 3
+    stored = OrderStatusChange.objects.filter(pk__in=[r.pk for r in rows]).order_by("pk")
+    assert [r.reason for r in stored] == ["0", "1", "2", "3", "4"]
+    assert instances_insert([]) == []
