@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import flow  # noqa: E402 (bench/flow.py, next to this script)
+from request_cpu import bench_request_cpu, render_request_cpu  # noqa: E402 (bench/request_cpu.py)
 
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://root@127.0.0.1:5432/commerce_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
@@ -701,6 +702,9 @@ def main() -> int:
     parser.add_argument("--flow-max-orders", type=int, default=5000, help="orders per HTTP load step at most")
     parser.add_argument("--flow-drain", type=float, default=120.0, help="wait at most this long for the last numbers")
     parser.add_argument("--failure-rate", type=float, default=0.5, help="INVOICE_FAILURE_RATE of the HTTP load")
+    parser.add_argument(
+        "--request-orders", type=int, default=300, help="orders for the in-process CPU per request (no HTTP)"
+    )
     parser.add_argument("--write-results", type=Path, help="also write the tables to this Markdown file")
     args = parser.parse_args()
 
@@ -743,6 +747,9 @@ def main() -> int:
     )
     audit = gap_audit()
     audits = gap_audit_all()
+    log(f"request CPU: {args.request_orders} orders in this process (no HTTP server, nothing else running)")
+    request_cpu = bench_request_cpu(orders=args.request_orders, warmup=min(10, args.request_orders))
+    log(f"request CPU: {request_cpu.total_ms:.1f} ms per order")
     broker_flush()
 
     table = render(worker=worker, service=service, raw=raw, latency=latency, audit=audit)
@@ -755,6 +762,7 @@ def main() -> int:
         + "."
     )
     flow_table = flow.render_flow(flow_result)
+    request_table = render_request_cpu(request_cpu)
     about = f"{machine()}; load average (1, 5, 15 min) before the run {load_before}, before the HTTP load {load_flow}"
     took = time.monotonic() - started
     reference, top = flow.flow_summary(flow_result)
@@ -766,6 +774,8 @@ def main() -> int:
     print(series_table)
     print()
     print(flow_table)
+    print()
+    print(request_table)
     print()
     print(targets)
     print()
@@ -785,7 +795,9 @@ def main() -> int:
             f"{SERIES_NOTES}\n"
             "## The shopper flow over HTTP\n\n"
             f"{flow_table}\n\n"
-            f"{flow.NOTES}"
+            f"{flow.NOTES}\n"
+            "## CPU per request, in one process\n\n"
+            f"{request_table}"
         )
         log(f"wrote {args.write_results}")
     count, top_number, distinct = audit

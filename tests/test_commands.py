@@ -40,7 +40,7 @@ def test_make_bench_runs_end_to_end_at_tiny_sizes():
     result = make(
         "bench",
         "BENCH_ARGS=--invoices 40 --orders 10 --per-second 20 --concurrency 2 --series 1,2 "
-        "--flow-levels 1,2 --flow-seconds 3 --flow-warmup 1 --flow-drain 60",
+        "--flow-levels 1,2 --flow-seconds 3 --flow-warmup 1 --flow-drain 60 --request-orders 3",
         BENCH_DATABASE_URL=os.environ.get("BENCH_DATABASE_URL", re.sub(r"/[^/]*$", "/commerce_bench_smoke", PG_URL)),
         BENCH_REDIS_URL=os.environ.get("BENCH_REDIS_URL", REDIS_URL.rsplit("/", 1)[0] + "/11"),
         DATABASE_URL=PG_URL,
@@ -50,6 +50,8 @@ def test_make_bench_runs_end_to_end_at_tiny_sizes():
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "invoices/s" in output
+    # The in-process CPU per request of the same flow, a row of figures under its header.
+    assert re.search(r"\| cart \| checkout \| pay \| webhook \| poll \| per order \|\n.*\n(\| [\d.]+ ms ){6}\|", output)
     # The gap audit: every number of every series exactly once.
     assert "1..N complete" in output, output[-2000:]
     assert "GAPS" not in output, output[-2000:]
