@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from common.backoff import backoff_s
 from common.commit import on_commit_robust
-from common.db import instance_insert, instances_insert
+from common.db import RowLookup, instance_insert, instances_insert
 from common.errors import Conflict, IllegalTransition, NotFound, ValidationFailed
 from common.metrics import metrics_invoice_attempt, metrics_invoice_issued, metrics_invoice_simulated_failure
 from common.money import ZERO, money_allocate, money_round
@@ -98,6 +98,9 @@ class InvoiceTerms:
     billing_details: dict[str, str] | None = None
 
 
+_invoice_of_order = RowLookup(Invoice, "order")
+
+
 def invoice_create_for_order(*, order: Order, terms: InvoiceTerms | None = None) -> Invoice:
     """Create the order's pending invoice inside the transaction that places the order,
     and ask a worker to number it once that transaction commits. Idempotent per order.
@@ -106,7 +109,7 @@ def invoice_create_for_order(*, order: Order, terms: InvoiceTerms | None = None)
     terms) and never edited afterwards: corrections are a void plus a new invoice."""
     if not connection.in_atomic_block:
         raise RuntimeError("invoice_create_for_order must run in the order's transaction")
-    existing = Invoice.objects.filter(order=order).first()
+    existing = _invoice_of_order(order.pk)
     if existing is not None:
         return existing
     terms = terms or InvoiceTerms()
