@@ -22,7 +22,10 @@ def _clean_redis() -> None:
 def _fresh_cache() -> None:
     from django.core.cache import cache
 
+    from outbox.services import outbox_kick_gate_reset
+
     cache.clear()
+    outbox_kick_gate_reset()
 
 
 @pytest.fixture

@@ -5,13 +5,19 @@ these tests set low rates with override_settings. Throttle counts live in the ca
 which conftest clears before each test; axes' failures live in the (rolled back) database.
 """
 
+import uuid
 from datetime import timedelta
+from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 import time_machine
 from django.test import override_settings
 from django.utils import timezone
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rest_framework.test import APIClient
+from rest_framework.throttling import SimpleRateThrottle
 
 from common.tests.factories import ProductFactory, StaffFactory, UserFactory
 from common.tests.helpers import ADDRESS
@@ -134,6 +140,51 @@ def test_webhook_endpoint_is_throttled_per_ip(db):
         response = client.post("/api/v1/webhooks/payments/", b"{}", content_type="application/json")
         assert response.status_code != 429
     _assert_throttled(client.post("/api/v1/webhooks/payments/", b"{}", content_type="application/json"))
+
+
+def _caller(user: int, ip: int) -> SimpleNamespace:
+    return SimpleNamespace(user=SimpleNamespace(pk=user, is_authenticated=True), META={"REMOTE_ADDR": f"10.1.0.{ip}"})
+
+
+@override_settings(THROTTLE_RATES=LOW)
+@settings(max_examples=40, deadline=None)
+@given(calls=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)), min_size=1, max_size=14))
+def test_one_redis_round_trip_decides_as_drfs_two_throttles(calls):
+    """Both windows of a request (per user 2/min, per IP 100/min; per IP 3/min on webhooks,
+    anonymous there) in one Lua call refuse exactly what DRF's two throttles on their own
+    counts refuse, with the same Retry-After."""
+    from django.core.cache import cache
+    from django.core.cache.backends.locmem import LocMemCache
+
+    from common import throttles
+
+    cache.clear()
+    round_trips: list[int] = []
+    real = throttles._window_script
+    counting = mock.patch.object(
+        throttles, "_window_script", lambda **kw: round_trips.append(len(kw["keys"])) or real(**kw)
+    )
+    reference_cache = LocMemCache(f"reference-{uuid.uuid4()}", {})
+    for scope in ("checkout", "webhooks"):
+        view = SimpleNamespace(throttle_scope=scope)
+        for user, ip in calls:
+            request = _caller(user, ip)
+            if scope == "webhooks":
+                request.user = SimpleNamespace(pk=None, is_authenticated=False)
+            ours = throttles.ScopeRateThrottles()
+            with counting:
+                allowed = ours.allow_request(request, view)
+            reference = [throttles.ClientRateThrottle(), throttles.IPRateThrottle()]
+            waits = []
+            for window in reference:
+                window.cache = reference_cache
+                window.configure(view)
+                if not SimpleRateThrottle.allow_request(window, request, view):
+                    waits.append(window.wait())
+            assert allowed == (not waits)
+            if waits:
+                assert ours.wait() == pytest.approx(max(waits), abs=0.5)
+    assert round_trips == [2] * (2 * len(calls))
 
 
 # --- login lockout (django-axes) ----------------------------------------------------------

@@ -271,7 +271,7 @@ REST_FRAMEWORK = {
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Views opt in with `throttle_scope`; see common/throttles.py and THROTTLE_RATES below.
-    "DEFAULT_THROTTLE_CLASSES": ["common.throttles.ClientRateThrottle", "common.throttles.IPRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["common.throttles.ScopeRateThrottles"],
     # Proxies in front of the app: the client IP is taken that many hops back in X-Forwarded-For
     # (0: REMOTE_ADDR, so a client cannot pick its own IP for the throttles).
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),

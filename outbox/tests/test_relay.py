@@ -174,3 +174,22 @@ def test_a_commit_kicks_the_relay_task_once_per_second(stream):
 
     assert queued_tasks(name=relay.name) == [(relay.name, [])]
     broker_purge()
+
+
+def test_a_process_asks_redis_to_kick_the_relay_at_most_once_a_second(monkeypatch):
+    from outbox import services
+
+    clock = [1000.0]
+    asked: list[str] = []
+    monkeypatch.setattr(services.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(services.cache, "add", lambda key, *args, **kwargs: asked.append(key) or False)
+
+    for _ in range(5):
+        services._kick_relay()
+    clock[0] += 0.9
+    services._kick_relay()
+    assert asked == ["outbox:relay-kicked"]
+
+    clock[0] += 0.2  # a second after the first ask: the key it set has expired
+    services._kick_relay()
+    assert asked == ["outbox:relay-kicked"] * 2

@@ -28,6 +28,7 @@ redelivered task, a retry) re-sends the same webhook-id and the shop dedupes it.
 """
 
 import logging
+import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from common.backoff import backoff_s
 from common.commit import on_commit_robust
@@ -170,13 +173,33 @@ def simulated_event(
     }
 
 
+_http = threading.local()
+
+
+def _http_session() -> requests.Session:
+    """This thread's HTTP session (the provider's worker runs 16 threads): its connection to
+    the shop stays open between webhooks, as a real provider's does, so neither side pays a
+    TCP handshake and a new gunicorn connection per event (0.7 ms of the shop's CPU each,
+    measured). A connection the shop closed while idle (gunicorn's keep-alive is 5 s) is
+    noticed before reuse; one closed in the very moment it is reused is sent again once,
+    harmless as every webhook is deduplicated by its webhook-id."""
+    session = getattr(_http, "session", None)
+    if session is None:
+        session = requests.Session()
+        retry = Retry(total=1, connect=1, read=1, status=0, other=0, allowed_methods=None, raise_on_status=False)
+        session.mount("http://", HTTPAdapter(max_retries=retry))
+        session.mount("https://", HTTPAdapter(max_retries=retry))
+        _http.session = session
+    return session
+
+
 def webhook_deliver(*, url: str, msg_id: str, body: str, timeout_s: float = 10.0) -> int:
     """POST one signed event; returns the HTTP status. Signed at send time, so a retry
     hours later still carries a fresh timestamp. Raises WebhookDeliveryFailed unless 2xx."""
     headers = standard_webhook_sign(secret=webhook_secret(), msg_id=msg_id, timestamp=timezone.now(), body=body)
     headers |= {"Content-Type": "application/json", "User-Agent": "simulated-payments/1.0"}
     try:
-        response = requests.post(url, data=body.encode(), headers=headers, timeout=timeout_s)
+        response = _http_session().post(url, data=body.encode(), headers=headers, timeout=timeout_s)
     except requests.RequestException as exc:
         raise WebhookDeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
     if not 200 <= response.status_code < 300:

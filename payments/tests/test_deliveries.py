@@ -3,6 +3,8 @@ order, retried with backoff, re-kicked when its message is lost, given up after 
 retry, and visible to staff (admin, /health/ warnings, /metrics) and to the shopper (the
 order page says when a payment takes longer than usual)."""
 
+import http.server
+import threading
 from datetime import timedelta
 
 import pytest
@@ -19,6 +21,7 @@ from payments.providers.simulated import (
     simulated_deliveries_kick_due,
     simulated_delivery_run,
     simulated_delivery_schedule,
+    webhook_deliver,
 )
 from payments.tests.helpers import attempt_for, record_delivery_kicks
 
@@ -32,7 +35,7 @@ class Endpoint:
     def __init__(self, monkeypatch, *statuses: int | None) -> None:
         self.statuses = list(statuses)
         self.sent: list[str] = []
-        monkeypatch.setattr(requests, "post", self.post)
+        monkeypatch.setattr(requests.Session, "post", self.post)  # the provider's session
 
     def post(self, url, data, headers, timeout):
         self.sent.append(headers["webhook-id"])
@@ -153,7 +156,7 @@ def test_a_run_in_flight_holds_a_lease_so_a_second_run_does_not_send_it_again(at
         response.status_code = 200
         return response
 
-    monkeypatch.setattr(requests, "post", post)
+    monkeypatch.setattr(requests.Session, "post", staticmethod(post))
     assert simulated_delivery_run(delivery_id=first.pk).outcome == "sent"
     assert inner == ["skipped"]
 
@@ -268,3 +271,44 @@ def test_order_page_says_when_the_payment_takes_longer_than_usual(attempt, clien
     assert "taking longer than usual" in slow
     assert "updates by itself" not in slow
     assert 'data-polling="true"' in slow  # the page keeps checking while the outcome can still arrive
+
+
+class _KeepAliveShop(http.server.BaseHTTPRequestHandler):
+    """A shop endpoint over HTTP/1.1 that records the client port of every webhook; with
+    `close_after` it closes each connection after that many answers, as gunicorn does to an
+    idle keep-alive connection."""
+
+    protocol_version = "HTTP/1.1"
+    ports: list[int]
+    close_after = 0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.ports.append(self.client_address[1])
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        served = sum(1 for port in self.ports if port == self.client_address[1])
+        if self.close_after and served >= self.close_after:
+            self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("close_after", [0, 1])
+def test_webhooks_reuse_the_providers_connection_and_survive_the_shop_closing_it(close_after):
+    handler = type("Shop", (_KeepAliveShop,), {"ports": [], "close_after": close_after})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/api/v1/webhooks/payments/"
+    try:
+        statuses = [webhook_deliver(url=url, msg_id=f"msg_{n}", body="{}") for n in range(5)]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert statuses == [200] * 5
+    assert len(handler.ports) == 5
+    # One connection for all five, or a new one each time the shop closed the last one.
+    assert len(set(handler.ports)) == (1 if close_after == 0 else 5)
