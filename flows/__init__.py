@@ -26,7 +26,8 @@ Flows:
 LOCK ORDER (every row any flow locks, always in this order; a flow takes a subset, never
 goes back up the list):
 
-    1. cart            orders.locks.cart_lock (checkout, cart merge: both carts by id),
+    1. cart            orders.locks.cart_lock (cart merge: both carts by id), cart_lock_of_user
+                       (checkout: the shopper's one cart),
                        cart_touch (adding a line: the UPDATE takes the same row lock)
     2. draft order     orders.locks.draft_lock (draft edits, finalize)
     3. order           orders.locks.order_lock (payments, webhooks, void, expiry, ship, cancel,

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from common.backoff import backoff_s
 from common.commit import on_commit_robust
-from common.db import RowLookup, instance_insert, instances_insert
+from common.db import RowLookup, instance_insert_unless_conflict, instances_insert
 from common.errors import Conflict, IllegalTransition, NotFound, ValidationFailed
 from common.metrics import metrics_invoice_attempt, metrics_invoice_issued, metrics_invoice_simulated_failure
 from common.money import ZERO, money_allocate, money_round
@@ -109,29 +109,30 @@ def invoice_create_for_order(*, order: Order, terms: InvoiceTerms | None = None)
     terms) and never edited afterwards: corrections are a void plus a new invoice."""
     if not connection.in_atomic_block:
         raise RuntimeError("invoice_create_for_order must run in the order's transaction")
-    existing = _invoice_of_order(order.pk)
-    if existing is not None:
-        return existing
     terms = terms or InvoiceTerms()
     lines = list(order.lines.all())
-    invoice = instance_insert(
-        Invoice(
-            order=order,
-            series=settings.INVOICE_SERIES,
-            currency=order.currency,
-            subtotal=order.subtotal,
-            discount=order.discount,
-            shipping=order.shipping,
-            tax=order.tax,
-            total=order.total,
-            seller_details=dict(settings.SELLER),
-            billing_details=terms.billing_details or billing_details_from_address(order.shipping_address),
-            tax_breakdown=invoice_tax_breakdown(order=order, lines=lines),
-            due_days=terms.due_days,
-            allow_partial=terms.allow_partial,
-            notes=terms.notes,
-        )
+    invoice = Invoice(
+        order=order,
+        series=settings.INVOICE_SERIES,
+        currency=order.currency,
+        subtotal=order.subtotal,
+        discount=order.discount,
+        shipping=order.shipping,
+        tax=order.tax,
+        total=order.total,
+        seller_details=dict(settings.SELLER),
+        billing_details=terms.billing_details or billing_details_from_address(order.shipping_address),
+        tax_breakdown=invoice_tax_breakdown(order=order, lines=lines),
+        due_days=terms.due_days,
+        allow_partial=terms.allow_partial,
+        notes=terms.notes,
     )
+    # One statement whether or not the order already has its invoice (the unique order_id):
+    # the first call inserts, a repeated one finds the row it conflicted with.
+    if not instance_insert_unless_conflict(invoice):
+        existing = _invoice_of_order(order.pk)
+        assert existing is not None  # the conflict was with it; rows are never deleted
+        return existing
     instances_insert(
         [
             InvoiceLine(

@@ -172,10 +172,8 @@ class CheckoutApi(APIView):
     def post(self, request: Request) -> Response:
         data = CheckoutInput(data=request.data)
         data.is_valid(raise_exception=True)
-        cart = cart_for_request(request=request)
-        assert cart is not None
         assert isinstance(request.user, User)  # IsAuthenticated
-        order = checkout_place_order(cart=cart, user=request.user, **data.validated_data)
+        order = checkout_place_order(user=request.user, **data.validated_data)  # the user's cart
         order = order_just_placed(order=order)
         return Response(OrderOutput(order).data, status=201)
 

@@ -7,11 +7,17 @@ from common.db import RowLookup
 from orders.models import Cart, DraftOrder, Order
 
 _cart_for_update = RowLookup(Cart, for_update=True)
+_cart_of_user_for_update = RowLookup(Cart, "user", for_update=True)
 _order_for_update = RowLookup(Order, for_update=True)
 
 
 def cart_lock(*, cart_id: int) -> Cart | None:
     return _cart_for_update(cart_id)
+
+
+def cart_lock_of_user(*, user_id: int) -> Cart | None:
+    """The signed-in shopper's cart (one per user), locked: one statement, no read first."""
+    return _cart_of_user_for_update(user_id)
 
 
 def cart_touch(*, cart_id: int) -> bool:

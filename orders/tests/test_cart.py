@@ -1,6 +1,9 @@
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from common.errors import NotFound, ValidationFailed
 from common.tests.factories import ProductFactory, UserFactory
@@ -72,6 +75,39 @@ def test_adding_beyond_available_stock_is_refused_and_keeps_the_line():
         "lines": [{"sku": product.sku, "requested": 5, "available": 4}],
     }
     assert _lines(cart) == [(product.sku, 3)]
+
+
+@settings(max_examples=25, deadline=None)
+@given(adds=st.lists(st.tuples(st.integers(0, 1), st.integers(-2, 12)), min_size=1, max_size=8))
+def test_adding_lines_grows_them_in_one_statement_exactly_as_the_rules_say(adds):
+    """Each add either grows its product's line (new line at first) by the quantity, or is
+    refused (below 1, above the line maximum, above the free stock) and changes nothing."""
+    from django.conf import settings as django_settings
+
+    with transaction.atomic():  # one example's rows, rolled back after it
+        cart = cart_get_or_create(user=UserFactory())
+        products = [ProductFactory(on_hand=15), ProductFactory(on_hand=4)]
+        expected: dict[str, int] = {}
+        for index, quantity in adds:
+            product = products[index]
+            total = expected.get(product.sku, 0) + quantity
+            allowed = quantity >= 1 and total <= min(django_settings.CART_MAX_QUANTITY, product.stock.on_hand)
+            if allowed:
+                line = cart_add_item(cart=cart, sku=product.sku, quantity=quantity)
+                expected[product.sku] = total
+                assert (line.product_id, line.quantity) == (product.pk, total)
+                assert CartLine.objects.get(pk=line.pk).quantity == total
+            else:
+                with pytest.raises((ValidationFailed, InsufficientStock)):
+                    cart_add_item(cart=cart, sku=product.sku, quantity=quantity)
+            assert dict(_lines(cart)) == expected
+        transaction.set_rollback(True)
+
+
+def test_the_line_upsert_names_the_cart_line_table():
+    from orders import services
+
+    assert f'INTO "{CartLine._meta.db_table}"' in services._CART_LINE_GROW
 
 
 @pytest.mark.parametrize("quantity", [0, -1, 100])
