@@ -39,7 +39,8 @@ goes back up the list):
                        void, overdue, payment amounts against an invoice)
     7. credit note     invoicing (created in the refund-succeeded flow, one per refund; the
                        numbering worker claims credit notes alone, SKIP LOCKED, then 10.)
-    8. reservations    inventory.locks.reservations_lock_active (in product-id order)
+    8. reservations    inventory.locks.reservations_finish_active (the order's own, under its
+                       lock: one UPDATE ... RETURNING)
     9. stock           inventory.services.stock_reserve: conditional UPDATEs by product id;
                        inventory.restock.stock_restock (refund restock) likewise
     10. number sequence invoicing.services.sequence_take_next: one UPDATE ... RETURNING, last,

@@ -7,13 +7,13 @@ from pathlib import PurePosixPath
 
 from django.core.files import File
 from django.db import connection, transaction
-from django.db.models import F
+from django.utils import timezone
 from django.utils.text import slugify
 
 from common.db import instances_insert
 from common.errors import Conflict, ValidationFailed
 from inventory.images import image_thumbnail
-from inventory.locks import reservations_lock_active
+from inventory.locks import reservations_finish_active
 from inventory.models import Product, Reservation, ReservationStatus, Stock
 
 
@@ -24,6 +24,17 @@ class InsufficientStock(Conflict):
 def _require_transaction() -> None:
     if not connection.in_atomic_block:
         raise RuntimeError("stock changes must run inside transaction.atomic()")
+
+
+# The stock writes of the order flow, built once (the ORM would compile each F() expression
+# on every call): each changes one product's row, called in product-id order.
+_STOCK_RESERVE = (
+    'UPDATE "inventory_stock" SET "reserved" = "reserved" + %s WHERE "product_id" = %s AND "on_hand" >= "reserved" + %s'
+)
+_STOCK_SELL = (
+    'UPDATE "inventory_stock" SET "on_hand" = "on_hand" - %s, "reserved" = "reserved" - %s WHERE "product_id" = %s'
+)
+_STOCK_UNRESERVE = 'UPDATE "inventory_stock" SET "reserved" = "reserved" - %s WHERE "product_id" = %s'
 
 
 def stock_reserve(*, quantities: dict[int, int]) -> None:
@@ -40,11 +51,10 @@ def stock_reserve(*, quantities: dict[int, int]) -> None:
         quantity = quantities[product_id]
         if quantity <= 0:
             raise ValidationFailed("Quantities must be positive.", details={"product_id": product_id})
-        updated = Stock.objects.filter(product_id=product_id, on_hand__gte=F("reserved") + quantity).update(
-            reserved=F("reserved") + quantity
-        )
-        if not updated:
-            short.append(product_id)
+        with connection.cursor() as cursor:
+            cursor.execute(_STOCK_RESERVE, [quantity, product_id, quantity])
+            if not cursor.rowcount:
+                short.append(product_id)
     if short:
         rows = Stock.objects.filter(product_id__in=short).select_related("product").order_by("product__sku")
         skus = [s.product.sku for s in rows]
@@ -71,25 +81,25 @@ def reservations_create(*, lines: Iterable[tuple[int, int, int]], expires_at: da
 
 
 def reservations_commit(*, order_id: int) -> int:
-    """Turn an order's active holds into sales: on hand and reserved both go down."""
+    """Turn an order's active holds into sales: on hand and reserved both go down. The
+    caller holds the order's lock. Returns how many products they held."""
     _require_transaction()
-    reservations = reservations_lock_active(order_id=order_id)
-    for r in reservations:
-        Stock.objects.filter(product_id=r.product_id).update(
-            on_hand=F("on_hand") - r.quantity, reserved=F("reserved") - r.quantity
-        )
-    Reservation.objects.filter(pk__in=[r.pk for r in reservations]).update(status=ReservationStatus.COMMITTED)
-    return len(reservations)
+    held = reservations_finish_active(order_id=order_id, status=ReservationStatus.COMMITTED, now=timezone.now())
+    with connection.cursor() as cursor:
+        for product_id in sorted(held):
+            cursor.execute(_STOCK_SELL, [held[product_id], held[product_id], product_id])
+    return len(held)
 
 
 def reservations_release(*, order_id: int) -> int:
-    """Give an order's active holds back to the shelf."""
+    """Give an order's active holds back to the shelf. The caller holds the order's lock.
+    Returns how many products they held."""
     _require_transaction()
-    reservations = reservations_lock_active(order_id=order_id)
-    for r in reservations:
-        Stock.objects.filter(product_id=r.product_id).update(reserved=F("reserved") - r.quantity)
-    Reservation.objects.filter(pk__in=[r.pk for r in reservations]).update(status=ReservationStatus.RELEASED)
-    return len(reservations)
+    held = reservations_finish_active(order_id=order_id, status=ReservationStatus.RELEASED, now=timezone.now())
+    with connection.cursor() as cursor:
+        for product_id in sorted(held):
+            cursor.execute(_STOCK_UNRESERVE, [held[product_id], product_id])
+    return len(held)
 
 
 class StockBelowReserved(Conflict):

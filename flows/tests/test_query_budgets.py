@@ -52,7 +52,7 @@ def test_cart_add_budget(shopper_client, user, django_assert_num_queries):
     # token+user 1, the cart 1 (read once: the answer reuses it), the product with its
     # stock 1, adding 5 (savepoints 2, the cart touched, which locks it, existing line?,
     # line insert), the answer's lines with products and stock 1
-    with django_assert_num_queries(9, info="POST /api/v1/cart/items/, a third line"):
+    with django_assert_num_queries(8, info="POST /api/v1/cart/items/, a third line"):
         response = shopper_client.post("/api/v1/cart/items/", {"sku": product.sku, "quantity": 1}, format="json")
 
     assert response.status_code == 201, response.content
@@ -67,7 +67,7 @@ def test_checkout_budget(shopper_client, user, django_assert_num_queries):
     # outbox, cart emptied), key completed 1, and the savepoint pair that commits the
     # change with its stored answer 2. The answer reads nothing: it is built from the rows
     # just written (orders.selectors.order_just_placed)
-    with django_assert_num_queries(20, info="POST /api/v1/checkout/, a cart of 2 lines"):
+    with django_assert_num_queries(19, info="POST /api/v1/checkout/, a cart of 2 lines"):
         response = shopper_client.post(
             "/api/v1/checkout/", {"shipping_address": ADDRESS}, format="json", HTTP_IDEMPOTENCY_KEY="budget-checkout"
         )
@@ -123,7 +123,7 @@ def test_webhook_apply_budget(client, django_assert_num_queries):
     # invoice 5 (exists?, order lines, invoice, its lines, outbox), the event stored last
     # with its outcome 1 (INSERT ... ON CONFLICT DO NOTHING: a duplicate rolls back), the
     # outer savepoints 2
-    with django_assert_num_queries(20, info="POST /api/v1/webhooks/payments/, payment.succeeded, 2 lines"):
+    with django_assert_num_queries(18, info="POST /api/v1/webhooks/payments/, payment.succeeded, 2 lines"):
         response = post_webhook(client, body)
 
     assert response.status_code == 200, response.content
