@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from common.backoff import backoff_s
 from common.commit import on_commit_robust
-from common.db import RowLookup, instance_insert_unless_conflict, instances_insert
+from common.db import PreparedQuery, RowLookup, instance_insert_unless_conflict, instances_insert
 from common.errors import Conflict, IllegalTransition, NotFound, ValidationFailed
 from common.metrics import metrics_invoice_attempt, metrics_invoice_issued, metrics_invoice_simulated_failure
 from common.money import ZERO, money_allocate, money_round
@@ -101,6 +101,11 @@ class InvoiceTerms:
 _invoice_of_order = RowLookup(Invoice, "order")
 
 
+_order_lines = PreparedQuery(
+    OrderLine, lambda order_id: OrderLine.objects.filter(order_id=order_id).order_by("id"), order_id=int
+)
+
+
 def invoice_create_for_order(*, order: Order, terms: InvoiceTerms | None = None) -> Invoice:
     """Create the order's pending invoice inside the transaction that places the order,
     and ask a worker to number it once that transaction commits. Idempotent per order.
@@ -110,7 +115,12 @@ def invoice_create_for_order(*, order: Order, terms: InvoiceTerms | None = None)
     if not connection.in_atomic_block:
         raise RuntimeError("invoice_create_for_order must run in the order's transaction")
     terms = terms or InvoiceTerms()
-    lines = list(order.lines.all())
+    if "lines" in getattr(order, "_prefetched_objects_cache", {}):
+        lines = list(order.lines.all())  # the caller holds them (e.g. just placed)
+    else:
+        lines = _order_lines(order_id=order.pk)
+        for line in lines:
+            OrderLine.order.field.set_cached_value(line, order)
     invoice = Invoice(
         order=order,
         series=settings.INVOICE_SERIES,

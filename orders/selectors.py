@@ -8,7 +8,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet, Sum
 from django.http import HttpRequest
 
-from common.db import relation_prefetched_set
+from common.db import PreparedQuery, relation_prefetched_set
 from orders.models import PAID_STATES, Cart, CartLine, DraftOrder, Order, OrderStatus
 from orders.pricing import Totals, totals_compute
 
@@ -66,9 +66,23 @@ def orders_for_list(*, user: User | AnonymousUser) -> QuerySet[Order]:
     )
 
 
+_order_with_invoice_of_user = PreparedQuery(
+    Order,
+    lambda user_id, order_id: Order.objects.filter(user_id=user_id, pk=order_id).select_related("invoice"),
+    user_id=int,
+    order_id=int,
+)
+
+
 def order_with_invoice_for_user(*, user: User | AnonymousUser, order_id: int) -> Order:
     """The order and its invoice in one query, if `user` may see it (the invoice-block poll);
-    Order.DoesNotExist otherwise."""
+    Order.DoesNotExist otherwise. A shopper's, the poll every open order page makes, runs
+    as a statement compiled once (orders_visible_to's filter for them)."""
+    if user.is_authenticated and not user.is_staff:
+        order = _order_with_invoice_of_user.first(user_id=user.pk, order_id=order_id)
+        if order is None:
+            raise Order.DoesNotExist("No such order.")
+        return order
     return orders_visible_to(user).select_related("invoice").get(pk=order_id)
 
 
@@ -161,8 +175,17 @@ class CartView:
     total: Decimal
 
 
+_cart_lines = PreparedQuery(
+    CartLine,
+    lambda cart_id: CartLine.objects.filter(cart_id=cart_id).select_related("product__stock").order_by("id"),
+    cart_id=int,
+)
+
+
 def cart_view(*, cart: Cart, coupon: str = "") -> CartView:
-    lines = list(cart_lines(cart=cart))
+    lines = _cart_lines(cart_id=cart.pk)  # cart_lines(), compiled once: every cart answer reads it
+    for line in lines:
+        CartLine.cart.field.set_cached_value(line, cart)
     currency = lines[0].product.currency if lines else settings.DEFAULT_CURRENCY
     totals = totals_compute(
         lines=[(line.product.price * line.quantity, line.product.tax_rate) for line in lines],

@@ -17,7 +17,14 @@ from django.db.models import F, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from common.db import RowLookup, atomic_joined, instance_insert, instances_insert, relation_prefetched_set
+from common.db import (
+    PreparedQuery,
+    RowLookup,
+    atomic_joined,
+    instance_insert,
+    instances_insert,
+    relation_prefetched_set,
+)
 from common.errors import ApplicationError, IllegalTransition, NotFound, ValidationFailed
 from common.money import money_round
 from inventory.models import Product, Stock
@@ -99,8 +106,13 @@ def _free_stock(*, product: Product) -> int:
     return (available[0] - available[1]) if available else 0
 
 
+_product_on_sale = PreparedQuery(
+    Product, lambda sku: Product.objects.select_related("stock").filter(sku=sku, is_active=True), sku=str
+)
+
+
 def _product_for_cart(*, sku: str) -> Product:
-    product = Product.objects.select_related("stock").filter(sku=sku, is_active=True).first()
+    product = _product_on_sale.first(sku=sku)  # the SKU is unique
     if product is None:
         raise NotFound(f"No product with SKU {sku!r}.", details={"sku": [f"Unknown SKU {sku!r}."]})
     return product
@@ -241,6 +253,13 @@ def order_place(
     return order, order_lines
 
 
+_cart_lines_by_product = PreparedQuery(
+    CartLine,
+    lambda cart_id: CartLine.objects.filter(cart_id=cart_id).select_related("product").order_by("product_id"),
+    cart_id=int,
+)
+
+
 def checkout_place_order(
     *, user: User, shipping_address: dict[str, str], coupon: str = "", email: str = "", cart: Cart | None = None
 ) -> Order:
@@ -257,7 +276,7 @@ def checkout_place_order(
         locked = cart_lock(cart_id=cart.pk) if cart is not None else cart_lock_of_user(user_id=user.pk)
         if locked is None:
             raise CartEmpty("Your cart is empty.")
-        lines = list(CartLine.objects.filter(cart=locked).select_related("product").order_by("product_id"))
+        lines = _cart_lines_by_product(cart_id=locked.pk)
         if not lines:
             raise CartEmpty("Your cart is empty.")
         inactive = [line.product.sku for line in lines if not line.product.is_active]

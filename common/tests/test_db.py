@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common.auth import UserBackend
-from common.db import RowLookup, instance_insert, instances_insert
+from common.db import PreparedQuery, RowLookup, instance_insert, instances_insert
 from common.models import IdempotencyKey
-from common.tests.factories import UserFactory
+from common.tests.factories import ProductFactory, UserFactory
 from common.tests.helpers import place_order
-from orders.models import Cart, Order, OrderStatusChange
+from orders.models import Cart, CartLine, Order, OrderStatusChange
 from outbox.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db
@@ -162,3 +162,90 @@ def test_many_rows_go_in_chunks_where_the_database_caps_parameters(monkeypatch):
     stored = OrderStatusChange.objects.filter(pk__in=[r.pk for r in rows]).order_by("pk")
     assert [r.reason for r in stored] == ["0", "1", "2", "3", "4"]
     assert instances_insert([]) == []
+
+
+# --- PreparedQuery: a queryset shape compiled once -------------------------------------------
+
+
+def _with_related(instance, *paths: str) -> dict:
+    """The instance's columns and those of each select_related object along `paths`."""
+    found = {"": _columns(instance)}
+    for path in paths:
+        target = instance
+        for name in path.split("__"):
+            target = getattr(target, name, None) if target is not None else None
+        found[path] = _columns(target) if target is not None else None
+    return found
+
+
+_ORDER_WITH_INVOICE = PreparedQuery(
+    Order,
+    lambda user_id, order_id: Order.objects.filter(user_id=user_id, pk=order_id).select_related("invoice"),
+    user_id=int,
+    order_id=int,
+)
+_LINES_WITH_PRODUCTS = PreparedQuery(
+    CartLine,
+    lambda cart_id: CartLine.objects.filter(cart_id=cart_id).select_related("product__stock").order_by("id"),
+    cart_id=int,
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    quantities=st.lists(st.integers(1, 9), max_size=4),
+    prices=st.lists(st.decimals("0.01", "9999.99", places=2), min_size=4, max_size=4),
+)
+def test_a_prepared_join_builds_what_the_orm_builds(quantities, prices):
+    with transaction.atomic():
+        cart = Cart.objects.create(user=UserFactory())
+        for quantity, price in zip(quantities, prices, strict=False):
+            CartLine.objects.create(cart=cart, product=ProductFactory(on_hand=50, price=price), quantity=quantity)
+
+        prepared = _LINES_WITH_PRODUCTS(cart_id=cart.pk)
+        orm = list(CartLine.objects.filter(cart_id=cart.pk).select_related("product__stock").order_by("id"))
+
+        assert [_with_related(line, "product", "product__stock") for line in prepared] == [
+            _with_related(line, "product", "product__stock") for line in orm
+        ]
+        with CaptureQueriesContext(connection) as reads:
+            assert [line.product.stock.on_hand for line in prepared] == [50] * len(quantities)
+        assert len(reads) == 0  # the related objects came with the row
+        transaction.set_rollback(True)
+
+
+def test_a_prepared_query_answers_per_parameters_with_a_missing_related_row(django_capture_on_commit_callbacks):
+    from flows.order_paid import order_place_paid
+
+    user, other = UserFactory(), UserFactory()
+    unpaid = place_order(user=user)
+    with django_capture_on_commit_callbacks(execute=False):
+        paid = order_place_paid(order_id=place_order(user=user).pk)
+
+    for order in (unpaid, paid):
+        found = _ORDER_WITH_INVOICE.first(user_id=user.pk, order_id=order.pk)
+        expected = Order.objects.select_related("invoice").get(pk=order.pk)
+        assert _with_related(found, "invoice") == _with_related(expected, "invoice")
+    assert _with_related(_ORDER_WITH_INVOICE.first(user_id=user.pk, order_id=unpaid.pk), "invoice")["invoice"] is None
+    assert _ORDER_WITH_INVOICE.first(user_id=other.pk, order_id=paid.pk) is None  # not theirs
+    assert _ORDER_WITH_INVOICE(user_id=user.pk, order_id=-1) == []
+
+
+def test_a_prepared_query_refuses_what_it_cannot_rebuild():
+    twice = PreparedQuery(User, lambda pk: User.objects.filter(pk=pk) | User.objects.filter(id__gt=pk), pk=int)
+    changed = PreparedQuery(User, lambda name: User.objects.filter(username__icontains=name), name=str)
+    prefetching = PreparedQuery(Cart, lambda pk: Cart.objects.filter(pk=pk).prefetch_related("lines"), pk=int)
+    values = PreparedQuery(User, lambda pk: User.objects.filter(pk=pk).values("id"), pk=int)
+    other_model = PreparedQuery(User, lambda pk: Cart.objects.filter(pk=pk), pk=int)
+
+    for refused, reason in [
+        (twice, "2 times"),
+        (changed, "0 times"),
+        (prefetching, "prefetch_related"),
+        (values, "values"),
+        (other_model, "not User"),
+    ]:
+        with pytest.raises(ValueError, match=reason):
+            refused(pk=1, name="x") if refused is not changed else refused(name="x")
+    with pytest.raises(ValueError, match="int or str"):
+        PreparedQuery(User, lambda when: User.objects.filter(date_joined=when), when=float)
