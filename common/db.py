@@ -267,3 +267,59 @@ class PreparedQuery(Generic[M]):
     def first(self, **values: Any) -> M | None:
         found = self(**values)
         return found[0] if found else None
+
+
+_UPDATE_SQL: dict[tuple[Any, ...], tuple[str, list[models.Field[Any, Any]], list[models.Field[Any, Any]]]] = {}
+
+
+def _model_field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    field = model._meta.pk if name == "pk" else model._meta.get_field(name)
+    if not isinstance(field, models.Field) or not field.concrete or field.many_to_many:
+        raise ValueError(f"{model.__name__}.{name} is not a column")
+    return field
+
+
+def rows_update(model: type[models.Model], *, where: dict[str, Any], values: dict[str, Any]) -> int:
+    """`model.objects.filter(**where).update(**values)` for plain values and equality
+    conditions (None: IS NULL), in one statement whose SQL is built once per shape instead
+    of compiled by the ORM on every call; values prepared as the ORM prepares them. Returns
+    the rows changed. No expressions (F(), Coalesce): those stay with the ORM."""
+    if any(hasattr(value, "resolve_expression") for value in (*where.values(), *values.values())):
+        raise ValueError("rows_update takes plain values; an expression goes through the ORM")
+    if any(hasattr(value, "resolve_expression") for value in (*where.values(), *values.values())):
+        raise ValueError("rows_update takes plain values; an expression goes through the ORM")
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    nulls = tuple(name for name, value in where.items() if value is None)
+    key = (model, alias, tuple(where), nulls, tuple(values))
+    built = _UPDATE_SQL.get(key)
+    if built is None:
+        quote = connection.ops.quote_name
+        set_fields = [_model_field(model, name) for name in values]
+        where_fields = [_model_field(model, name) for name in where if name not in nulls]
+        conditions = [f"{quote(f.column)} = %s" for f in where_fields]
+        conditions += [f"{quote(_model_field(model, name).column)} IS NULL" for name in nulls]
+        # Only the model's own quoted names go into the text; every value is a parameter.
+        assignments = ", ".join(f"{quote(f.column)} = %s" for f in set_fields)
+        sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {' AND '.join(conditions)}"  # noqa: S608
+        built = _UPDATE_SQL[key] = (sql, set_fields, where_fields)
+    sql, set_fields, where_fields = built
+    params = [f.get_db_prep_save(value, connection) for f, value in zip(set_fields, values.values(), strict=True)]
+    matched = [value for value in where.values() if value is not None]
+    params += [f.get_db_prep_value(value, connection) for f, value in zip(where_fields, matched, strict=True)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.rowcount)
+
+
+def instance_update(instance: models.Model, *, fields: list[str]) -> int:
+    """`instance.save(update_fields=fields)` as one cached UPDATE by pk (rows_update), each
+    field's pre_save applied (auto_now's updated_at is set, as save() sets it). For the
+    request path's own models: no save() override, no signals (none is sent). Returns the
+    rows changed (0: the row is gone)."""
+    model = type(instance)
+    values = {}
+    for name in fields:
+        field = _model_field(model, name)
+        values[field.name] = field.pre_save(instance, add=False)
+    return rows_update(model, where={"pk": instance.pk}, values=values)

@@ -28,7 +28,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from common.db import instance_insert
+from common.db import instance_insert, rows_update
 from common.errors import ApplicationError, ErrorCode
 from common.models import IdempotencyKey
 
@@ -151,8 +151,10 @@ def idempotency_begin(*, owner: str, scope: str, key: str, fingerprint: str) -> 
 
 
 def idempotency_complete(*, record: IdempotencyKey, status: int, body: Any) -> None:
-    IdempotencyKey.objects.filter(pk=record.pk).update(
-        status=IdempotencyKey.Status.COMPLETED, response_status=status, response_body=body
+    rows_update(
+        IdempotencyKey,
+        where={"pk": record.pk},
+        values={"status": IdempotencyKey.Status.COMPLETED, "response_status": status, "response_body": body},
     )
 
 

@@ -3,7 +3,7 @@ written once, in flows/__init__.py)."""
 
 from django.utils import timezone
 
-from common.db import RowLookup
+from common.db import RowLookup, rows_update
 from orders.models import Cart, DraftOrder, Order
 
 _cart_for_update = RowLookup(Cart, for_update=True)
@@ -23,7 +23,7 @@ def cart_lock_of_user(*, user_id: int) -> Cart | None:
 def cart_touch(*, cart_id: int) -> bool:
     """Lock the cart's row by marking it changed now (one UPDATE instead of a locking
     SELECT and a later UPDATE); False if it is gone."""
-    return bool(Cart.objects.filter(pk=cart_id).update(updated_at=timezone.now()))
+    return bool(rows_update(Cart, where={"pk": cart_id}, values={"updated_at": timezone.now()}))
 
 
 def cart_lock_by_session(*, session_key: str) -> Cart | None:

@@ -13,8 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, QuerySet, Value
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from common.db import (
@@ -24,6 +23,7 @@ from common.db import (
     instance_insert,
     instances_insert,
     relation_prefetched_set,
+    rows_update,
 )
 from common.errors import ApplicationError, IllegalTransition, NotFound, ValidationFailed
 from common.money import money_round
@@ -328,7 +328,7 @@ def order_transition(
 
     The UPDATE is guarded by the current status, so a concurrent move wins once; the
     loser sees IllegalTransition. Records the change and an `order.<to>` OutboxEvent.
-    `also`: more columns set by the same UPDATE (values or expressions).
+    `also`: more columns set by the same UPDATE (plain values: the caller holds the row lock).
     """
     from_status = order.status
     if to not in ALLOWED_TRANSITIONS.get(from_status, set()):
@@ -337,8 +337,10 @@ def order_transition(
             details={"from": from_status, "to": to},
         )
     with atomic_joined():  # IllegalTransition is raised before anything is written
-        updated = Order.objects.filter(pk=order.pk, status=from_status).update(
-            status=to, updated_at=timezone.now(), **(also or {})
+        updated = rows_update(
+            Order,
+            where={"pk": order.pk, "status": from_status},
+            values={"status": to, "updated_at": timezone.now(), **(also or {})},
         )
         if not updated:
             current = Order.objects.filter(pk=order.pk).values_list("status", flat=True).first()
@@ -366,8 +368,9 @@ def order_mark_paid(*, order_id: int, reason: str = "payment succeeded", locked:
         order = locked if locked is not None else order_lock(order_id=order_id)
         assert order.pk == order_id, "locked is the order being paid"
         now = timezone.now()
-        # A staff-billed order was placed when finalized; a storefront order is placed now.
-        also = {"placed_at": Coalesce(F("placed_at"), Value(now)), "reservation_expires_at": None}
+        # A staff-billed order was placed when finalized; a storefront order is placed now
+        # (the row is locked: its placed_at as read is current).
+        also = {"placed_at": order.placed_at or now, "reservation_expires_at": None}
         order_transition(order=order, to=OrderStatus.PAID, reason=reason, also=also)
         order.placed_at, order.reservation_expires_at = order.placed_at or now, None
         reservations_commit(order_id=order.pk)

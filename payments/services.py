@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from common.commit import on_commit_robust
-from common.db import instance_insert, instance_insert_unless_conflict
+from common.db import PreparedQuery, instance_insert, instance_insert_unless_conflict, instance_update, rows_update
 from common.errors import Conflict, IllegalTransition, NotFound, ValidationFailed
 from orders.locks import order_lock, order_lock_or_skip
 from orders.models import Order, OrderStatus
@@ -193,8 +193,10 @@ def payment_charge_submit(*, attempt: PaymentAttempt, provider: PaymentProvider 
         provider.charge(attempt=attempt, payment_method=attempt.payment_method)
     else:
         provider.cancel(attempt=attempt)
-    submitted = PaymentAttempt.objects.filter(pk=attempt.pk, charge_submitted_at__isnull=True).update(
-        charge_submitted_at=timezone.now()
+    submitted = rows_update(
+        PaymentAttempt,
+        where={"pk": attempt.pk, "charge_submitted_at": None},
+        values={"charge_submitted_at": timezone.now()},
     )
     return submitted == 1
 
@@ -292,6 +294,15 @@ class WebhookResult:
     outcome: str
 
 
+# (provider, provider_reference) is unique: every webhook looks its attempt up by it.
+_attempt_by_reference = PreparedQuery(
+    PaymentAttempt,
+    lambda provider, reference: PaymentAttempt.objects.filter(provider=provider, provider_reference=reference),
+    provider=str,
+    reference=str,
+)
+
+
 def payment_webhook_apply(
     *,
     event: ProviderEvent,
@@ -314,11 +325,8 @@ def payment_webhook_apply(
         assert on_refund_succeeded is not None, "route the webhook with on_refund_succeeded (flows/urls_api.py)"
         applied = refund_webhook_apply(event=event, provider_name=provider_name, on_succeeded=on_refund_succeeded)
         return WebhookResult(duplicate=applied.duplicate, changed_state=applied.changed_state, outcome=applied.outcome)
-    found = (
-        PaymentAttempt.objects.filter(provider=provider_name, provider_reference=event.provider_reference)
-        .values_list("pk", "order_id", "status")
-        .first()
-    )
+    attempt_found = _attempt_by_reference.first(provider=provider_name, reference=event.provider_reference)
+    found = (attempt_found.pk, attempt_found.order_id, attempt_found.status) if attempt_found is not None else None
     record = WebhookEvent(
         webhook_id=event.webhook_id,
         event_type=event.type.value,
@@ -398,7 +406,7 @@ def _apply(
 
     attempt.status = PaymentStatus.SUCCEEDED
     attempt.completed_at = now
-    attempt.save(update_fields=["status", "completed_at", "updated_at"])
+    instance_update(attempt, fields=["status", "completed_at", "updated_at"])  # save(update_fields=), cached
     applied = order.status == OrderStatus.PENDING_PAYMENT
     outbox_record(event_type="payment.succeeded", aggregate=attempt, payload=_payload(attempt, applied=applied))
     if not applied:

@@ -3,10 +3,12 @@ when asked to, and refuse a field that could match many rows; the cached INSERTs
 (instance_insert, instances_insert) write the rows the ORM's create and bulk_create write."""
 
 import threading
+import uuid
 
 import pytest
 from django.contrib.auth.models import User
 from django.db import IntegrityError, OperationalError, connection, connections, transaction
+from django.db.models import F
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -14,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common.auth import UserBackend
-from common.db import PreparedQuery, RowLookup, instance_insert, instances_insert
+from common.db import PreparedQuery, RowLookup, instance_insert, instance_update, instances_insert, rows_update
 from common.models import IdempotencyKey
 from common.tests.factories import ProductFactory, UserFactory
 from common.tests.helpers import place_order
@@ -249,3 +251,65 @@ def test_a_prepared_query_refuses_what_it_cannot_rebuild():
             refused(pk=1, name="x") if refused is not changed else refused(name="x")
     with pytest.raises(ValueError, match="int or str"):
         PreparedQuery(User, lambda when: User.objects.filter(date_joined=when), when=float)
+
+
+# --- rows_update / instance_update: cached UPDATEs -------------------------------------------
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    status=st.sampled_from([200, 201, 409, 422]),
+    body=st.recursive(
+        st.none() | st.booleans() | st.integers(-(10**6), 10**6) | names,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(names, inner, max_size=3),
+        max_leaves=8,
+    ),
+    match_owner=st.booleans(),
+)
+def test_a_cached_update_changes_what_the_orm_update_changes(status, body, match_owner):
+    """The same UPDATE through rows_update and through the ORM, on twin rows: same count,
+    same rows after (JSON, choices, an equality condition that may match nothing)."""
+    now, key = timezone.now(), uuid.uuid4().hex  # examples share the test's transaction
+    twins = [
+        IdempotencyKey.objects.create(
+            owner=f"owner-{i}", scope="s", key=key, fingerprint="f", created_at=now, expires_at=now
+        )
+        for i in range(2)
+    ]
+    owner = (lambda i: f"owner-{i}") if match_owner else (lambda i: "someone else")
+    values = {"status": IdempotencyKey.Status.COMPLETED, "response_status": status, "response_body": body}
+
+    ours = rows_update(IdempotencyKey, where={"pk": twins[0].pk, "owner": owner(0)}, values=values)
+    orm = IdempotencyKey.objects.filter(pk=twins[1].pk, owner=owner(1)).update(**values)
+
+    assert ours == orm == (1 if match_owner else 0)
+    after = [_columns(IdempotencyKey.objects.get(pk=twin.pk)) for twin in twins]
+    for row in after:
+        row.pop("id"), row.pop("owner")
+    assert after[0] == after[1]
+
+
+def test_a_none_condition_is_is_null_and_an_expression_is_refused():
+    order = place_order(user=UserFactory())
+    stamp = timezone.now()
+
+    assert rows_update(Order, where={"pk": order.pk, "placed_at": None}, values={"placed_at": stamp}) == 1
+    assert rows_update(Order, where={"pk": order.pk, "placed_at": None}, values={"placed_at": timezone.now()}) == 0
+    assert Order.objects.get(pk=order.pk).placed_at == stamp
+    with pytest.raises(ValueError, match="plain values"):
+        rows_update(Order, where={"pk": order.pk}, values={"total": F("total") + 1})
+
+
+def test_instance_update_saves_the_fields_as_save_does_and_stamps_updated_at():
+    order = place_order(user=UserFactory())
+    before = Order.objects.get(pk=order.pk)
+    order.email, order.status = "new@example.com", "paid"  # status is not in the fields: not written
+
+    with CaptureQueriesContext(connection) as queries:
+        assert instance_update(order, fields=["email", "updated_at"]) == 1
+    after = Order.objects.get(pk=order.pk)
+
+    assert len(queries) == 1
+    assert queries[0]["sql"].startswith('UPDATE "orders_order"')
+    assert (after.email, after.status) == ("new@example.com", before.status)
+    assert after.updated_at == order.updated_at > before.updated_at  # pre_save stamped it, as save() does
