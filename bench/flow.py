@@ -731,9 +731,10 @@ def bench_flow(
         "flow: starting web, webhooks, worker, documents, provider and beat (docker-compose.yml's commands); "
         f"logs {log_dir}"
     )
-    stack = Stack(env=stack_env, log_dir=log_dir).start()
+    stack = Stack(env=stack_env, log_dir=log_dir)
     steps: list[Step] = []
     try:
+        stack.start()  # inside the try: a stack that never became ready is stopped too
         log(f"flow: {max(levels)} shoppers sign in at {stack.base}")
         shoppers = [Shopper(base=stack.base, index=i).sign_in() for i in range(max(levels))]
         for level in levels:
