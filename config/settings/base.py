@@ -122,6 +122,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     USING_SQLITE = True
 else:
     USING_SQLITE = False
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's, with a health check that needs no round trip (common/postgresql/base.py).
+        DATABASES["default"]["ENGINE"] = "common.postgresql"
     if env.bool("DATABASE_POOL", default=False):
         # Django's psycopg 3 pool; CONN_MAX_AGE must stay 0 with it.
         DATABASES["default"]["OPTIONS"] = {
@@ -129,9 +132,9 @@ else:
         }
     else:
         DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-        # A "SELECT 1" round trip before a request's first query, so a connection that died
-        # (PostgreSQL restarted) is replaced instead of failing the request. Off only where a
-        # failed request is retried anyway: the invoice-block polls (compose's `polls`).
+        # A connection that died (PostgreSQL restarted) is replaced before a request's first
+        # query instead of failing the request. The check looks at the socket and sends a
+        # "SELECT 1" only when the server left something there (common/postgresql/base.py).
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
         # Fail fast while PostgreSQL is down: a request gets its 503 in seconds, not a hang.
         DATABASES["default"]["OPTIONS"] = {"connect_timeout": env.int("DATABASE_CONNECT_TIMEOUT", default=3)}

@@ -1,9 +1,8 @@
-"""Compose's `polls` pool runs without the per-request connection health check
-(CONN_HEALTH_CHECKS=false: one PostgreSQL round trip of three saved on every poll). What that
-costs, proved against a real gunicorn on the test database: when PostgreSQL drops the pool's
-connection (a restart), one poll answers 503 and the next one reconnects and answers 200;
-static/js/shop.js polls again after a failure, so the page still shows its number. The
-default (health checks on, as web and webhooks run) answers that same poll 200."""
+"""The per-request connection health check (CONN_HEALTH_CHECKS), against a real gunicorn on
+the test database: when PostgreSQL drops the pool's connection (a restart), with the check
+on (every compose service; it costs no round trip, common/postgresql/base.py) the next poll
+answers 200 on a new connection; with it off, one poll answers 503 and the next one
+reconnects (static/js/shop.js polls again after a failure)."""
 
 import re
 
