@@ -11,10 +11,12 @@ from inventory.models import ReservationStatus
 # The order's active holds moved to a final status, locked by the UPDATE itself. They are
 # only ever changed under their order's row lock (payment, cancel, expiry), which every
 # caller holds, so the order the UPDATE takes them in cannot deadlock with anyone.
+# Plain enough for SQLite too (`make run`): no UPDATE ... FROM, whose RETURNING SQLite
+# cannot qualify.
 _RESERVATIONS_FINISH = (
-    'UPDATE "inventory_reservation" AS r SET "status" = %s, "updated_at" = %s FROM "orders_orderline" AS l '
-    'WHERE l."id" = r."order_line_id" AND l."order_id" = %s AND r."status" = %s '
-    'RETURNING r."product_id", r."quantity"'
+    'UPDATE "inventory_reservation" SET "status" = %s, "updated_at" = %s '
+    'WHERE "order_line_id" IN (SELECT "id" FROM "orders_orderline" WHERE "order_id" = %s) AND "status" = %s '
+    'RETURNING "product_id", "quantity"'
 )
 
 

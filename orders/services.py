@@ -145,6 +145,9 @@ def _cart_line_grow(*, cart: Cart, product: Product, quantity: int) -> CartLine:
     with connection.cursor() as cursor:
         cursor.execute(_CART_LINE_GROW, [now, now, cart.pk, product.pk, quantity])
         pk, created_at, total = cursor.fetchone()
+    created = CartLine._meta.get_field("created_at").get_col(CartLine._meta.db_table)
+    for convert in connection.ops.get_db_converters(created) + created.get_db_converters(connection):
+        created_at = convert(created_at, created, connection)  # SQLite answers text, as the ORM reads it
     line = CartLine(pk=pk, created_at=created_at, updated_at=now, cart=cart, product=product, quantity=total)
     line._state.adding, line._state.db = False, connection.alias
     return line

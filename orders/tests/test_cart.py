@@ -96,7 +96,8 @@ def test_adding_lines_grows_them_in_one_statement_exactly_as_the_rules_say(adds)
                 line = cart_add_item(cart=cart, sku=product.sku, quantity=quantity)
                 expected[product.sku] = total
                 assert (line.product_id, line.quantity) == (product.pk, total)
-                assert CartLine.objects.get(pk=line.pk).quantity == total
+                stored = CartLine.objects.get(pk=line.pk)
+                assert (stored.quantity, stored.created_at) == (total, line.created_at)
             else:
                 with pytest.raises((ValidationFailed, InsufficientStock)):
                     cart_add_item(cart=cart, sku=product.sku, quantity=quantity)
