@@ -11,14 +11,15 @@ from rest_framework.views import APIView
 from common.errors import ApplicationError, ErrorCode
 from common.openapi import api_errors
 from common.security import LOCKED_OUT_CODE, LOCKED_OUT_MESSAGE, lockout_retry_after_s
+from common.serializers import Serializer
 
 
-class TokenInput(serializers.Serializer):
+class TokenInput(Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128, trim_whitespace=False)
 
 
-class TokenOutput(serializers.Serializer):
+class TokenOutput(Serializer):
     token = serializers.CharField(help_text="Send as `Authorization: Token <token>`. Shown once; stored hashed.")
     expiry = serializers.DateTimeField(help_text="When the token stops working (API_TOKEN_TTL after sign-in).")
 

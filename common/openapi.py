@@ -17,11 +17,12 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny, IsAuthenticated
 
 from common.errors import ErrorCode
+from common.serializers import Serializer
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
 
 
-class ErrorBody(serializers.Serializer):
+class ErrorBody(Serializer):
     code = serializers.CharField(help_text="Stable, machine-readable error code.")
     message = serializers.CharField(help_text="A sentence for people.")
     details = serializers.DictField(
@@ -29,7 +30,7 @@ class ErrorBody(serializers.Serializer):
     )
 
 
-class ErrorOutput(serializers.Serializer):
+class ErrorOutput(Serializer):
     error = ErrorBody()
 
 

@@ -1,7 +1,9 @@
 from rest_framework import serializers
 
+from common.serializers import Serializer
 
-class ProductOutput(serializers.Serializer):
+
+class ProductOutput(Serializer):
     sku = serializers.CharField()
     name = serializers.CharField()
     description = serializers.CharField()

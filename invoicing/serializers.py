@@ -4,6 +4,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from common.serializers import Serializer
 from invoicing.models import CreditNote, Invoice
 from invoicing.selectors import (
     CreditNoteRef,
@@ -18,7 +19,7 @@ from invoicing.selectors import (
 from orders.serializers import InvoiceLineOutput, TaxRowOutput
 
 
-class OrderInvoiceOutput(serializers.Serializer):
+class OrderInvoiceOutput(Serializer):
     id = serializers.IntegerField()
     invoice_number = serializers.IntegerField(source="number", allow_null=True)
     series = serializers.CharField()
@@ -30,11 +31,11 @@ class OrderInvoiceOutput(serializers.Serializer):
     issued_at = serializers.DateTimeField(allow_null=True)
 
 
-class OrderInvoiceEnvelope(serializers.Serializer):
+class OrderInvoiceEnvelope(Serializer):
     invoice = OrderInvoiceOutput()
 
 
-class InvoiceCreditNoteOutput(serializers.Serializer):
+class InvoiceCreditNoteOutput(Serializer):
     """One of an invoice's credit notes, in short."""
 
     id = serializers.IntegerField()
@@ -52,7 +53,7 @@ class InvoiceCreditNoteOutput(serializers.Serializer):
         return reverse("api-credit-note-pdf", args=[note.id]) if note.number is not None else None
 
 
-class InvoiceOutput(serializers.Serializer):
+class InvoiceOutput(Serializer):
     id = serializers.IntegerField()
     invoice_number = serializers.IntegerField(source="number", allow_null=True)
     series = serializers.CharField()
@@ -125,7 +126,7 @@ class InvoiceOutput(serializers.Serializer):
         return reverse("api-invoice-pdf", args=[invoice.pk]) if invoice.number is not None else None
 
 
-class InvoiceEventOutput(serializers.Serializer):
+class InvoiceEventOutput(Serializer):
     id = serializers.UUIDField()
     event_type = serializers.CharField()
     payload = serializers.JSONField()
@@ -147,11 +148,11 @@ class InvoiceDetailOutput(InvoiceOutput):
         return list(InvoiceEventOutput(invoice_events(invoice=invoice), many=True).data)
 
 
-class InvoiceVoidInput(serializers.Serializer):
+class InvoiceVoidInput(Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
 
 
-class PaymentLinkOutput(serializers.Serializer):
+class PaymentLinkOutput(Serializer):
     url = serializers.URLField()
     expires_at = serializers.DateTimeField()
     amount = serializers.DecimalField(max_digits=12, decimal_places=2)
@@ -159,7 +160,7 @@ class PaymentLinkOutput(serializers.Serializer):
     invoice_id = serializers.IntegerField()
 
 
-class CreditNoteLineOutput(serializers.Serializer):
+class CreditNoteLineOutput(Serializer):
     sku = serializers.CharField()
     description = serializers.CharField()
     quantity = serializers.IntegerField()
@@ -169,7 +170,7 @@ class CreditNoteLineOutput(serializers.Serializer):
     amount = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="Gross credited, tax included.")
 
 
-class CreditNoteOutput(serializers.Serializer):
+class CreditNoteOutput(Serializer):
     id = serializers.IntegerField()
     credit_note_number = serializers.IntegerField(source="number", allow_null=True)
     series = serializers.CharField()

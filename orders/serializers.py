@@ -6,12 +6,13 @@ from django.contrib.auth.models import User
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from common.serializers import Serializer
 from orders.models import Order
 from orders.selectors import order_payment_status
 
 
 # Lines and tax rows as invoices and draft orders show them (invoicing reuses these).
-class InvoiceLineOutput(serializers.Serializer):
+class InvoiceLineOutput(Serializer):
     sku = serializers.CharField()
     description = serializers.CharField()
     quantity = serializers.IntegerField()
@@ -20,13 +21,13 @@ class InvoiceLineOutput(serializers.Serializer):
     line_total = serializers.DecimalField(max_digits=12, decimal_places=2)
 
 
-class TaxRowOutput(serializers.Serializer):
+class TaxRowOutput(Serializer):
     rate = serializers.DecimalField(max_digits=5, decimal_places=4)
     net = serializers.DecimalField(max_digits=12, decimal_places=2)
     tax = serializers.DecimalField(max_digits=12, decimal_places=2)
 
 
-class AddressInput(serializers.Serializer):
+class AddressInput(Serializer):
     name = serializers.CharField(max_length=120)
     line1 = serializers.CharField(max_length=200)
     line2 = serializers.CharField(max_length=200, required=False, allow_blank=True)
@@ -38,16 +39,16 @@ class AddressInput(serializers.Serializer):
         return value.upper()
 
 
-class CartItemInput(serializers.Serializer):
+class CartItemInput(Serializer):
     sku = serializers.CharField(max_length=64)
     quantity = serializers.IntegerField(min_value=1, max_value=settings.CART_MAX_QUANTITY)
 
 
-class CartQuantityInput(serializers.Serializer):
+class CartQuantityInput(Serializer):
     quantity = serializers.IntegerField(min_value=1, max_value=settings.CART_MAX_QUANTITY)
 
 
-class CartLineOutput(serializers.Serializer):
+class CartLineOutput(Serializer):
     id = serializers.IntegerField()
     sku = serializers.CharField(source="product.sku")
     name = serializers.CharField(source="product.name")
@@ -61,7 +62,7 @@ class CartLineOutput(serializers.Serializer):
         return int(stock.on_hand - stock.reserved)
 
 
-class CartOutput(serializers.Serializer):
+class CartOutput(Serializer):
     id = serializers.IntegerField()
     currency = serializers.CharField()
     lines = CartLineOutput(many=True)
@@ -73,7 +74,7 @@ class CartOutput(serializers.Serializer):
     total = serializers.DecimalField(max_digits=12, decimal_places=2)
 
 
-class CheckoutInput(serializers.Serializer):
+class CheckoutInput(Serializer):
     shipping_address = AddressInput()
     coupon = serializers.CharField(required=False, allow_blank=True, max_length=40, default="")
     email = serializers.EmailField(
@@ -85,7 +86,7 @@ class CheckoutInput(serializers.Serializer):
     )
 
 
-class OrderLineOutput(serializers.Serializer):
+class OrderLineOutput(Serializer):
     sku = serializers.CharField()
     name = serializers.CharField()
     quantity = serializers.IntegerField()
@@ -94,7 +95,7 @@ class OrderLineOutput(serializers.Serializer):
     line_total = serializers.DecimalField(max_digits=12, decimal_places=2)
 
 
-class InvoiceSummaryOutput(serializers.Serializer):
+class InvoiceSummaryOutput(Serializer):
     id = serializers.IntegerField()
     invoice_number = serializers.IntegerField(source="number", allow_null=True)
     series = serializers.CharField()
@@ -104,24 +105,24 @@ class InvoiceSummaryOutput(serializers.Serializer):
     status = serializers.CharField()
 
 
-class ShipmentOutput(serializers.Serializer):
+class ShipmentOutput(Serializer):
     carrier = serializers.CharField(source="shipping_carrier")
     tracking_number = serializers.CharField()
     tracking_url = serializers.CharField(allow_blank=True)
     shipped_at = serializers.DateTimeField()
 
 
-class ShipInput(serializers.Serializer):
+class ShipInput(Serializer):
     carrier = serializers.CharField(max_length=100)
     tracking_number = serializers.CharField(max_length=100)
     tracking_url = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
 
 
-class CancelInput(serializers.Serializer):
+class CancelInput(Serializer):
     reason = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
 
-class OrderOutput(serializers.Serializer):
+class OrderOutput(Serializer):
     id = serializers.IntegerField()
     status = serializers.CharField()
     currency = serializers.CharField()
@@ -157,7 +158,7 @@ class OrderOutput(serializers.Serializer):
 # --- Draft orders (staff billing) --------------------------------------------------------------
 
 
-class DraftLineInput(serializers.Serializer):
+class DraftLineInput(Serializer):
     """A catalog line `{"sku", "quantity"}` (optionally overriding unit_price, tax_rate or
     description) or a free text line `{"description", "quantity", "unit_price", "tax_rate"}`."""
 
@@ -186,7 +187,7 @@ class DraftLineInput(serializers.Serializer):
         return attrs
 
 
-class DraftOrderInput(serializers.Serializer):
+class DraftOrderInput(Serializer):
     customer = serializers.CharField(max_length=150, help_text="The customer's username.")
     lines = DraftLineInput(many=True, allow_empty=False)
     due_days = serializers.IntegerField(
@@ -214,7 +215,7 @@ class DraftOrderLineOutput(InvoiceLineOutput):
     id = serializers.IntegerField()
 
 
-class DraftOrderOutput(serializers.Serializer):
+class DraftOrderOutput(Serializer):
     id = serializers.IntegerField(source="draft.id")
     status = serializers.CharField(source="draft.status")
     customer = serializers.CharField(source="draft.customer.username")

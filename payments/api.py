@@ -15,6 +15,7 @@ from common.idempotency import idempotent
 from common.metrics import metrics_webhook
 from common.openapi import api_errors, idempotency_key_header
 from common.permissions import HasModelPermission
+from common.serializers import Serializer
 from orders.selectors import order_get_for_user
 from payments.providers import payment_provider
 from payments.providers.base import WebhookPayloadInvalid, WebhookSignatureInvalid
@@ -168,7 +169,7 @@ class OrderRefundsApi(APIView):
         return Response(RefundOutput(refunds_for_order(order_id=order_id).get(pk=refund.pk)).data, status=201)
 
 
-class WebhookAck(serializers.Serializer):
+class WebhookAck(Serializer):
     received = serializers.BooleanField()
     duplicate = serializers.BooleanField()
     changed_state = serializers.BooleanField()

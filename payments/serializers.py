@@ -4,10 +4,11 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from common.serializers import Serializer
 from payments.models import PaymentAttempt, Refund
 
 
-class PaymentAttemptOutput(serializers.Serializer):
+class PaymentAttemptOutput(Serializer):
     """The design's payment attempt: {"id", "order_id", "amount", "currency", "status",
     "provider", "provider_reference", "failure_reason", "redirect_url"} and a few more."""
 
@@ -37,7 +38,7 @@ class PaymentAttemptOutput(serializers.Serializer):
         return request.build_absolute_uri(attempt.redirect_url) if request is not None else attempt.redirect_url
 
 
-class PaymentCreateInput(serializers.Serializer):
+class PaymentCreateInput(Serializer):
     payment_method = serializers.CharField(
         max_length=64,
         required=False,
@@ -48,20 +49,20 @@ class PaymentCreateInput(serializers.Serializer):
     )
 
 
-class RefundCreditNoteOutput(serializers.Serializer):
+class RefundCreditNoteOutput(Serializer):
     id = serializers.IntegerField()
     credit_note_number = serializers.IntegerField(source="number", allow_null=True)
     status = serializers.CharField()
 
 
-class RefundLineOutput(serializers.Serializer):
+class RefundLineOutput(Serializer):
     sku = serializers.CharField(source="order_line.sku")
     name = serializers.CharField(source="order_line.name")
     quantity = serializers.IntegerField()
     amount = serializers.DecimalField(max_digits=12, decimal_places=2)
 
 
-class RefundOutput(serializers.Serializer):
+class RefundOutput(Serializer):
     """The design's refund: {"id", "order_id", "amount", "currency", "status", "reason",
     "restock", "provider_reference", "credit_note", "created_at"} and a few more."""
 
@@ -89,12 +90,12 @@ class RefundOutput(serializers.Serializer):
         return RefundCreditNoteOutput(note).data if note is not None else None
 
 
-class RefundLineInput(serializers.Serializer):
+class RefundLineInput(Serializer):
     sku = serializers.CharField(max_length=64)
     quantity = serializers.IntegerField(min_value=1, max_value=1_000_000)
 
 
-class RefundCreateInput(serializers.Serializer):
+class RefundCreateInput(Serializer):
     amount = serializers.DecimalField(
         max_digits=12,
         decimal_places=2,
