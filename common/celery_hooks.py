@@ -5,7 +5,15 @@ multiprocess metrics directory. Signals here only observe; no business logic."""
 from typing import Any
 
 from celery import Task
-from celery.signals import setup_logging, task_failure, task_retry, task_success, worker_init, worker_ready
+from celery.signals import (
+    setup_logging,
+    task_failure,
+    task_retry,
+    task_success,
+    worker_init,
+    worker_process_init,
+    worker_ready,
+)
 from celery.signals import worker_shutdown as worker_shutdown_signal
 
 
@@ -55,9 +63,20 @@ def _worker_init(**kwargs: Any) -> None:
         metrics_multiproc_cleanup(path=settings.PROMETHEUS_MULTIPROC_DIR)
 
 
+@worker_process_init.connect(weak=False)
+def _worker_process_init(**kwargs: Any) -> None:
+    # A prefork pool child runs the tasks: the app it inherited stays out of full collections.
+    from common.runtime import process_heap_freeze
+
+    process_heap_freeze()
+
+
 @worker_ready.connect(weak=False)
 def _worker_ready(sender: Any = None, **kwargs: Any) -> None:
     from common.health import worker_heartbeat_start
+    from common.runtime import process_heap_freeze
+
+    process_heap_freeze()  # the solo pool runs tasks in this process
 
     worker_heartbeat_start(hostname=str(getattr(sender, "hostname", "") or "worker"))
 

@@ -65,6 +65,13 @@ def when_ready(server: Any) -> None:
         )
 
 
+def post_worker_init(worker: Any) -> None:
+    """The app is loaded in this worker (preload is off): keep the collector off it."""
+    from common.runtime import process_heap_freeze
+
+    process_heap_freeze()
+
+
 def child_exit(server: Any, worker: Any) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess

@@ -39,7 +39,11 @@ def _all_serializers() -> list[type[Serializer]]:
     found = set()
     for module in MODULES:
         for value in vars(module).values():
-            if isinstance(value, type) and issubclass(value, serializers.BaseSerializer) and value.__module__ == module.__name__:
+            if (
+                isinstance(value, type)
+                and issubclass(value, serializers.BaseSerializer)
+                and value.__module__ == module.__name__
+            ):
                 found.add(value)
     return sorted(found, key=lambda cls: f"{cls.__module__}.{cls.__qualname__}")
 
@@ -54,7 +58,11 @@ def _shape(value: Any, seen: frozenset[int] = frozenset()) -> Any:
         return "<cycle>"
     seen = seen | {id(value)}
     if isinstance(value, serializers.Field):
-        state = {key: _shape(item, seen) for key, item in vars(value).items() if key not in ("parent", "_context", "_creation_counter")}
+        state = {
+            key: _shape(item, seen)
+            for key, item in vars(value).items()
+            if key not in ("parent", "_context", "_creation_counter")
+        }
         parent = getattr(value, "parent", None)
         return (type(value), state, type(parent))
     if isinstance(value, dict):
@@ -65,9 +73,9 @@ def _shape(value: Any, seen: frozenset[int] = frozenset()) -> Any:
         return str(value)
     if isinstance(value, re.Pattern):
         return (value.pattern, value.flags)
-    if hasattr(value, "__dict__") and not isinstance(value, type) and not callable(getattr(value, "__func__", None)):
-        if type(value).__module__.startswith(("django.core.validators", "rest_framework", "common", "orders")):
-            return (type(value), _shape(vars(value), seen))
+    validator_like = hasattr(value, "__dict__") and not isinstance(value, type)
+    if validator_like and type(value).__module__.startswith(("django.core.validators", "rest_framework", "common")):
+        return (type(value), _shape(vars(value), seen))
     return value
 
 
@@ -94,7 +102,8 @@ def test_fields_equal_drfs_deep_copy(cls):
     assert list(ours) == list(drfs)
     for name in ours:
         assert _shape(ours[name]) == _shape(drfs[name]), name
-        assert ours[name].field_name == name and ours[name].parent is not None
+        assert ours[name].field_name == name
+        assert ours[name].parent is not None
 
 
 @pytest.mark.parametrize("cls", SERIALIZERS, ids=lambda cls: cls.__qualname__)
@@ -102,9 +111,12 @@ def test_no_field_is_shared_and_the_declared_ones_stay_unbound(cls):
     first, second = cls(), cls()
     for name, field in first.fields.items():
         declared = cls._declared_fields[name]
-        assert field is not declared and field is not second.fields[name]
-        assert field.parent is first and second.fields[name].parent is second
-        assert declared.field_name is None and declared.parent is None
+        assert field is not declared
+        assert field is not second.fields[name]
+        assert field.parent is first
+        assert second.fields[name].parent is second
+        assert declared.field_name is None
+        assert declared.parent is None
         child = getattr(field, "child", None)  # ListField, DictField, many=True: their own child
         assert child is None or (child.parent is field and child is not getattr(declared, "child", None))
         field.label = "changed on one instance only"
@@ -119,8 +131,11 @@ def test_a_clone_keeps_what_each_field_was_declared_with():
     assert line.fields["sku"].source_attrs == ["product", "sku"]
     checkout = orders.serializers.CheckoutInput()
     assert checkout.fields["coupon"].get_default() == ""
-    address = orders.serializers.AddressInput(data={"name": "A", "line1": "1", "city": "C", "postal_code": "1", "country": "FRA"})
-    assert not address.is_valid() and set(address.errors) == {"country"}
+    address = orders.serializers.AddressInput(
+        data={"name": "A", "line1": "1", "city": "C", "postal_code": "1", "country": "FRA"}
+    )
+    assert not address.is_valid()
+    assert set(address.errors) == {"country"}
 
 
 _COUNTRY = st.text(alphabet=st.characters(codec="ascii"), max_size=4)
@@ -134,7 +149,14 @@ _TEXT = st.text(max_size=130)
         optional={
             "shipping_address": st.fixed_dictionaries(
                 {},
-                optional={"name": _TEXT, "line1": _TEXT, "line2": _TEXT, "city": _TEXT, "postal_code": _TEXT, "country": _COUNTRY},
+                optional={
+                    "name": _TEXT,
+                    "line1": _TEXT,
+                    "line2": _TEXT,
+                    "city": _TEXT,
+                    "postal_code": _TEXT,
+                    "country": _COUNTRY,
+                },
             ),
             "coupon": st.one_of(_TEXT, st.none(), st.integers()),
             "email": st.one_of(st.emails(), _TEXT),
@@ -145,7 +167,10 @@ _TEXT = st.text(max_size=130)
 def test_validation_answers_as_drfs(data, quantity):
     """Random inputs through the checkout and cart serializers: the same validated data or the
     same errors as with DRF's deep-copied fields."""
-    for cls, payload in ((orders.serializers.CheckoutInput, data), (orders.serializers.CartItemInput, {"sku": "S", "quantity": quantity})):
+    for cls, payload in (
+        (orders.serializers.CheckoutInput, data),
+        (orders.serializers.CartItemInput, {"sku": "S", "quantity": quantity}),
+    ):
         ours = cls(data=payload)
         drfs = cls(data=payload)
         drfs.get_fields = lambda drfs=drfs: copy.deepcopy(drfs._declared_fields)
