@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import flow  # noqa: E402 (bench/flow.py, next to this script)
+from instructions import bench_instructions, render_instructions  # noqa: E402 (bench/instructions.py)
 from request_cpu import bench_request_cpu, render_request_cpu  # noqa: E402 (bench/request_cpu.py)
 
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://root@127.0.0.1:5432/commerce_bench")
@@ -705,6 +706,9 @@ def main() -> int:
     parser.add_argument(
         "--request-orders", type=int, default=300, help="orders for the in-process CPU per request (no HTTP)"
     )
+    parser.add_argument(
+        "--instruction-orders", type=int, default=20, help="orders counted under callgrind (0: not counted)"
+    )
     parser.add_argument("--write-results", type=Path, help="also write the tables to this Markdown file")
     args = parser.parse_args()
 
@@ -750,6 +754,13 @@ def main() -> int:
     log(f"request CPU: {args.request_orders} orders in this process (no HTTP server, nothing else running)")
     request_cpu = bench_request_cpu(orders=args.request_orders, warmup=min(10, args.request_orders))
     log(f"request CPU: {request_cpu.total_ms:.1f} ms per order")
+    log(f"instructions: {args.instruction_orders} orders in one process under valgrind (callgrind)")
+    instructions = bench_instructions(
+        orders=args.instruction_orders,
+        warmup=min(10, max(1, args.instruction_orders)),
+        env=bench_env(LOG_LEVEL="WARNING"),
+    )
+    log(render_instructions(instructions))
     broker_flush()
 
     table = render(worker=worker, service=service, raw=raw, latency=latency, audit=audit)
@@ -762,7 +773,7 @@ def main() -> int:
         + "."
     )
     flow_table = flow.render_flow(flow_result)
-    request_table = render_request_cpu(request_cpu)
+    request_table = render_request_cpu(request_cpu) + "\n\n" + render_instructions(instructions)
     about = f"{machine()}; load average (1, 5, 15 min) before the run {load_before}, before the HTTP load {load_flow}"
     took = time.monotonic() - started
     reference, top = flow.flow_summary(flow_result)

@@ -40,7 +40,7 @@ def test_make_bench_runs_end_to_end_at_tiny_sizes():
     result = make(
         "bench",
         "BENCH_ARGS=--invoices 40 --orders 10 --per-second 20 --concurrency 2 --series 1,2 "
-        "--flow-levels 1,2 --flow-seconds 3 --flow-warmup 1 --flow-drain 60 --request-orders 3",
+        "--flow-levels 1,2 --flow-seconds 3 --flow-warmup 1 --flow-drain 60 --request-orders 3 --instruction-orders 2",
         BENCH_DATABASE_URL=os.environ.get("BENCH_DATABASE_URL", re.sub(r"/[^/]*$", "/commerce_bench_smoke", PG_URL)),
         BENCH_REDIS_URL=os.environ.get("BENCH_REDIS_URL", REDIS_URL.rsplit("/", 1)[0] + "/11"),
         DATABASE_URL=PG_URL,
@@ -52,6 +52,10 @@ def test_make_bench_runs_end_to_end_at_tiny_sizes():
     assert "invoices/s" in output
     # The in-process CPU per request of the same flow, a row of figures under its header.
     assert re.search(r"\| cart \| checkout \| pay \| webhook \| poll \| per order \|\n.*\n(\| [\d.]+ ms ){6}\|", output)
+    # The instructions per order of the same flow, counted under valgrind (on every machine kind).
+    assert re.search(
+        r"Instructions per order in one process \(valgrind callgrind, 2 orders .*\*\*[\d.]+ M\*\*", output
+    ), output[-3000:]
     # The gap audit: every number of every series exactly once.
     assert "1..N complete" in output, output[-2000:]
     assert "GAPS" not in output, output[-2000:]
