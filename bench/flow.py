@@ -263,7 +263,7 @@ class Stack:
         if "--workers" in argv:
             return int(argv[argv.index("--workers") + 1])
         # as config/gunicorn.py
-        return int(self.env.get("WEB_CONCURRENCY") or max(2, os.cpu_count() or 1))
+        return int(self.env.get("WEB_CONCURRENCY") or max(2, (os.cpu_count() or 1) * 2 + 1))
 
     def _check_alive(self, deadline: float) -> None:
         for service, proc in self.procs.items():
@@ -809,7 +809,7 @@ NOTES = """How to read them:
 - **Processes** are docker-compose.yml's commands (bench/flow.py reads them from the file):
   nginx with config/nginx.conf (`proxy`: the invoice-block poll to `polls`, the rest to
   `web`), gunicorn with config/gunicorn.py (gthread, DEBUG off, JSON request logs) for
-  shoppers (`web`, one process per CPU x 8 threads), the polls (`polls`, 1 x 4) and
+  shoppers (`web`, 2 x CPUs + 1 processes x 4 threads), the polls (`polls`, 1 x 4) and
   the provider's webhooks (`webhooks`, 2 x 4, posted to directly),
   `worker -Q celery`, `documents -Q documents`, `provider -Q provider`
   and beat, with Prometheus multiprocess files per service and compose's CPU weights (proxy

@@ -1,11 +1,7 @@
 """gunicorn settings: gthread workers sized from the CPU count, graceful shutdown.
 
-Sizing: WEB_CONCURRENCY processes (default one per CPU, at least 2) x GUNICORN_THREADS
-threads (default 8). A gthread process runs Python on one core at a time (the GIL), so one
-per core uses the machine; its threads cover the waits on PostgreSQL and Redis. More
-processes than cores only compete for the cores and their caches: on 2 cores at 32 shoppers,
-5 x 4 accepted 21-27 orders/s at 31-39 ms of web CPU each, 2 x 8 accepted 30-32/s at
-28-31 ms (bench/RESULTS.md). Each thread may hold one database connection: keep
+Sizing: WEB_CONCURRENCY processes (default 2 x CPUs + 1, at least 2) x GUNICORN_THREADS
+threads (default 4). Each thread may hold one database connection: keep
 processes x threads below PostgreSQL's max_connections (or use DATABASE_POOL).
 
 Shutdown: on SIGTERM gunicorn stops accepting, lets in-flight requests finish for up to
@@ -23,8 +19,8 @@ from typing import Any
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count())))
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+workers = int(os.environ.get("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count() * 2 + 1)))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # A worker silent for this long is killed and replaced (a stuck request, a deadlock).
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
