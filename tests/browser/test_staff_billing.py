@@ -128,7 +128,11 @@ def test_staff_bill_a_customer_who_pays_through_the_link(new_context, live_serve
     expect(buyer.get_by_role("heading", name=re.compile(r"Invoice INV-\d+"))).to_be_visible()
     expect(buyer.get_by_test_id("amount-due")).to_have_text("240.00 EUR")
     buyer.locator("input[name=payment_method][value=pm_card_success]").check()
-    buyer.locator("#link-pay-button").click()
+    # The POST answers with a redirect to the page; under a loaded CI machine that can take
+    # longer than an assertion's 5 s, so the test waits for the page the redirect leads to.
+    with buyer.expect_navigation(timeout=30_000):
+        buyer.locator("#link-pay-button").click()
+    expect(buyer.locator("ul.messages")).to_contain_text("Payment of 240.00 EUR started.")
     expect(buyer.get_by_test_id("link-state")).to_have_attribute("data-state", re.compile("processing|paid"))
 
     # The provider's signed webhook reaches the shop through the worker; the page updates.
