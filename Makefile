@@ -12,7 +12,7 @@ export PORT SITE_URL
 # environment says otherwise. Only the run targets get it (the tests set their own).
 DEV := env DEBUG=$${DEBUG:-true}
 
-.PHONY: run test lint format bench install install-dev migrate demo clean
+.PHONY: run test lint format bench chaos install install-dev migrate demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,10 @@ format: install-dev
 bench: install-dev
 	@$(BIN)/python scripts/check_services.py
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+chaos: install-dev
+	@$(BIN)/python scripts/check_services.py
+	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
 
 clean:
 	rm -rf var staticfiles .pytest_cache .mypy_cache .ruff_cache

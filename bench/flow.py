@@ -30,6 +30,7 @@ After the window the shoppers stop, every accepted order must get its number (bo
 and the documents queue is drained (bounded) before the next step.
 """
 
+import contextlib
 import heapq
 import math
 import os
@@ -205,18 +206,30 @@ class Stack:
             argv[argv.index("--schedule") + 1] = str(self.log_dir / "beat-schedule")
         return [sys.executable, "-m", "celery", *argv[1:]]
 
+    def _start_service(self, service: str) -> None:
+        env = {**self.env, **(compose_env_overrides(service) if service != "proxy" else {})}
+        if service != "beat":  # as compose: one metrics directory per service
+            metrics = self.log_dir / "metrics" / service
+            metrics.mkdir(parents=True, exist_ok=True)
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
+        with (self.log_dir / f"{service}.log").open("ab") as out:
+            self.procs[service] = subprocess.Popen(
+                self._argv(service), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        cpu_weight_apply(self.procs[service].pid, compose_cpu_shares(service))
+
+    def kill_and_restart(self, service: str) -> None:
+        """SIGKILL the service's whole process group (no warm shutdown, nothing acknowledged)
+        and start it again at once, as compose's `restart: unless-stopped` does."""
+        proc = self.procs[service]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        self._start_service(service)
+
     def start(self) -> "Stack":
         for service in SERVICES:
-            env = {**self.env, **(compose_env_overrides(service) if service != "proxy" else {})}
-            if service != "beat":  # as compose: one metrics directory per service
-                metrics = self.log_dir / "metrics" / service
-                metrics.mkdir(parents=True, exist_ok=True)
-                env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
-            with (self.log_dir / f"{service}.log").open("ab") as out:
-                self.procs[service] = subprocess.Popen(
-                    self._argv(service), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-                )
-            cpu_weight_apply(self.procs[service].pid, compose_cpu_shares(service))
+            self._start_service(service)
         deadline = time.monotonic() + 90
         for service in ("worker", "documents", "provider"):
             while b" ready." not in (self.log_dir / f"{service}.log").read_bytes():

@@ -73,6 +73,37 @@ def test_make_bench_runs_end_to_end_at_tiny_sizes():
         assert re.fullmatch(pattern, line), (line, output[-3000:])
 
 
+def test_make_chaos_settles_every_order_at_tiny_size():
+    """The outside chaos check at a tiny size: workers SIGKILLed every half second, the broker
+    emptied twice and PostgreSQL's connections terminated twice while shoppers buy over HTTP;
+    then every accepted order is paid once and numbered, numbers 1..N. Short leases and
+    staleness (environment, as in production) so the sweepers finish within beat's 10 s."""
+    result = make(
+        "chaos",
+        "CHAOS_ARGS=--orders 30 --shoppers 2 --kill-every 0.5 --settle 150",
+        BENCH_DATABASE_URL=os.environ.get("BENCH_DATABASE_URL", re.sub(r"/[^/]*$", "/commerce_chaos_smoke", PG_URL)),
+        BENCH_REDIS_URL=os.environ.get("BENCH_REDIS_URL", REDIS_URL.rsplit("/", 1)[0] + "/10"),
+        DATABASE_URL=PG_URL,
+        REDIS_URL=REDIS_URL,
+        PAYMENT_SIM_DELIVERY_LEASE_S="3",
+        INVOICE_SWEEP_STALE_S="3",
+        PAYMENT_CHARGE_RESUBMIT_S="2",
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    # Shoppers already in the flow finish their order: a few more than 30 may be accepted.
+    faults = r"chaos: (\d+) orders accepted over HTTP in \d+ s; [1-9]\d* SIGKILLs, 2 broker flushes, 2 connection"
+    accepted = re.search(faults, output)
+    assert accepted, output[-3000:]
+    assert int(accepted[1]) >= 30
+    settled = r"every accepted order paid and numbered [\d.]+ s after the faults stopped"
+    assert re.search(settled, output), output[-3000:]
+    assert "orders paid more than once: 0" in output
+    n = accepted[1]
+    assert f"series INV: {n} numbers, max {n}, missing 0, duplicated 0: 1..N complete" in output, output[-3000:]
+
+
 def test_make_lint_passes():
     result = make("lint")
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
