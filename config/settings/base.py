@@ -326,9 +326,13 @@ INVOICE_SERIES_YEARLY_RESET = env.bool("INVOICE_SERIES_YEARLY_RESET", default=Fa
 INVOICE_FAILURE_RATE = env.float("INVOICE_FAILURE_RATE", default=0.5)
 INVOICE_RETRY_BASE_S = env.float("INVOICE_RETRY_BASE_S", default=0.2)
 INVOICE_RETRY_MAX_S = env.float("INVOICE_RETRY_MAX_S", default=30.0)
-# Pending invoices whose last attempt is older than this are re-enqueued by the sweeper.
-# Kept above INVOICE_RETRY_MAX_S so a live retry chain is not doubled.
-INVOICE_SWEEP_STALE_S = env.float("INVOICE_SWEEP_STALE_S", default=90.0)
+# Pending invoices with no attempt and no enqueue for this long are re-enqueued by the
+# sweeper (beat, every 10 s): a retry message held by a SIGKILLed worker comes back only
+# after the broker's visibility timeout, so this is what bounds the wait. A live chain
+# attempts at least every INVOICE_FAULT_RETRY_MAX_S; one backing off from a database outage,
+# or a trigger queued behind a backlog, may get a duplicate: numbering is idempotent, and a
+# duplicate trigger costs one read.
+INVOICE_SWEEP_STALE_S = env.float("INVOICE_SWEEP_STALE_S", default=10.0)
 # Group commit: one worker transaction numbers up to this many due invoices (savepoint each).
 INVOICE_BATCH_SIZE = env.int("INVOICE_BATCH_SIZE", default=100)
 # ...and one trigger keeps batching while there is a backlog, for up to this long.
@@ -382,8 +386,9 @@ PAYMENT_WEBHOOK_MAX_RETRIES = env.int("PAYMENT_WEBHOOK_MAX_RETRIES", default=30)
 CELERY_BEAT_SCHEDULE["payments-fail-stale"] = {"task": "payments.fail_stale_attempts", "schedule": 60.0}
 # The simulated provider re-sends owed webhooks whose Celery message was lost.
 CELERY_BEAT_SCHEDULE["payments-kick-deliveries"] = {"task": "payments.kick_due_deliveries", "schedule": 10.0}
-# The simulated provider's claim on a delivery being sent: a run killed mid-POST is retried after it.
-PAYMENT_SIM_DELIVERY_LEASE_S = env.float("PAYMENT_SIM_DELIVERY_LEASE_S", default=60.0)
+# The simulated provider's claim on a delivery being sent: a run killed mid-POST is retried
+# after it. Above the POST's worst case (two tries of 10 s); a second send is deduplicated.
+PAYMENT_SIM_DELIVERY_LEASE_S = env.float("PAYMENT_SIM_DELIVERY_LEASE_S", default=30.0)
 # A charge requested but not handed to the provider after this long (its after-commit call
 # was lost) is submitted again by beat.
 PAYMENT_CHARGE_RESUBMIT_S = env.float("PAYMENT_CHARGE_RESUBMIT_S", default=15.0)
