@@ -29,7 +29,7 @@ def test_a_worker_with_beat_mails_each_event_once(smtp_server, broker):
     from notifications.tests.conftest import PASSWORD, USER
 
     inbox, port = smtp_server
-    # The invoice sweeper re-kicks pending invoices after 2 s instead of 90 s.
+    # The invoice sweeper re-kicks pending invoices after 2 s instead of 10 s.
     env = worker_env(EMAIL_URL=f"smtp://{USER}:{PASSWORD}@127.0.0.1:{port}/?timeout=5", INVOICE_SWEEP_STALE_S="2")
     worker = WorkerProcess(env, concurrency=2, beat=True, queues="celery,documents").start()
     try:
