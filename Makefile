@@ -75,11 +75,12 @@ format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: install-dev
+# As the production image: static files collected (WhiteNoise serves them from STATIC_ROOT).
+bench: install-dev staticfiles/.collected
 	@$(BIN)/python scripts/check_services.py
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-chaos: install-dev
+chaos: install-dev staticfiles/.collected
 	@$(BIN)/python scripts/check_services.py
 	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
 

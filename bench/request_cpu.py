@@ -41,7 +41,7 @@ class RequestCpu:
         return sum(self.ms(name) for name in REQUESTS)
 
 
-def bench_request_cpu(*, orders: int, warmup: int = 10) -> RequestCpu:
+def bench_request_cpu(*, orders: int, warmup: int = 10, after_warmup: Callable[[], None] | None = None) -> RequestCpu:
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.test import Client, override_settings
@@ -111,6 +111,8 @@ def bench_request_cpu(*, orders: int, warmup: int = 10) -> RequestCpu:
             scratch = dict.fromkeys(REQUESTS, 0.0)
             for n in range(warmup):
                 one_order(n, scratch)
+            if after_warmup is not None:  # bench/instructions.py switches callgrind on here
+                after_warmup()
             result = RequestCpu(orders=orders)
             for n in range(orders):
                 one_order(n, result.cpu_s)
