@@ -45,7 +45,7 @@ def test_make_bench_runs_end_to_end_at_tiny_sizes():
         BENCH_REDIS_URL=os.environ.get("BENCH_REDIS_URL", REDIS_URL.rsplit("/", 1)[0] + "/11"),
         DATABASE_URL=PG_URL,
         REDIS_URL=REDIS_URL,
-        timeout=300,
+        timeout=600,  # a fresh checkout collects static files first (about a minute)
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
@@ -88,7 +88,7 @@ def test_make_chaos_settles_every_order_at_tiny_size():
         PAYMENT_SIM_DELIVERY_LEASE_S="3",
         INVOICE_SWEEP_STALE_S="3",
         PAYMENT_CHARGE_RESUBMIT_S="2",
-        timeout=300,
+        timeout=600,  # a fresh checkout collects static files first (about a minute)
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
