@@ -157,10 +157,11 @@ def test_docker_compose_stack_agrees_on_one_site_url_and_needs_its_secrets():
     assert f"{web_env['PORT']}:{web_env['PORT']}" in services["proxy"]["ports"]
     assert "./config/nginx.conf:/etc/nginx/nginx.conf:ro" in services["proxy"]["volumes"]
     assert web_env["NUM_PROXIES"] == "1"  # the client's address, not the proxy's, for throttles
-    # CPU weight: polls (and the proxy they pass) first, then payments in flight, then
-    # shoppers, numbering and the provider; PDFs last.
+    # CPU weight: polls (and the proxy they pass) first, then payments in flight (the
+    # provider's deliveries and the webhooks), then shoppers and numbering; PDFs last.
     shares = {name: services[name].get("cpu_shares", 1024) for name in [*app, "proxy"]}
     assert shares["documents"] < shares["web"] == shares["worker"] < shares["webhooks"] < shares["polls"]
+    assert shares["provider"] == shares["webhooks"]
     assert shares["proxy"] == shares["polls"]
     assert web_env["DEBUG"] == "false"
     assert web_env["SECRET_KEY"].startswith("${SECRET_KEY:?")
