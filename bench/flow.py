@@ -826,7 +826,7 @@ NOTES = """How to read them:
   the provider's webhooks (`webhooks`, 2 x 4, posted to directly),
   `worker -Q celery`, `documents -Q documents`, `provider -Q provider`
   and beat, with Prometheus multiprocess files per service and compose's CPU weights (proxy
-  and polls 8192, webhooks and provider 2048, documents 256, the rest 1024: the autogroup nice value of
+  and polls 8192, webhooks 2048, documents 256, the rest 1024: the autogroup nice value of
   each process group). The per-IP throttles are lifted (every shopper comes from
   127.0.0.1; the checks still run).
 - **Shoppers** are signed-in sessions, one thread each, in a closed loop of add to cart,
